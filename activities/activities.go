@@ -1,0 +1,88 @@
+// Package activities holds sanwatch's Temporal activities: methods on
+// Activities, whose fields are the dependencies (store, analysis engine,
+// inventory, mailer, clock). They are thin: the work is done by the domain
+// packages under internal/.
+package activities
+
+import (
+	"context"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/sanwatch/sanwatch/internal/analysis"
+	"github.com/sanwatch/sanwatch/internal/fleet"
+	"github.com/sanwatch/sanwatch/internal/metrics"
+	"github.com/sanwatch/sanwatch/internal/store"
+)
+
+// Error types of non-retryable application errors, for workflows and callers
+// that need to tell why an activity gave up.
+const (
+	ErrTypeInvalidTelemetry = "InvalidTelemetry"
+	ErrTypeQuarantined      = "BatchQuarantined"
+	ErrTypePathNotAllowed   = "PathNotAllowed"
+	ErrTypeBatchChanged     = "BatchChanged"
+	ErrTypeUnknownFinding   = "UnknownFinding"
+	ErrTypeUndeliverable    = "Undeliverable"
+	ErrTypeInvalidInput     = "InvalidInput"
+)
+
+// Settings are the configured values workflows need. Workflows read them once
+// through the Settings local activity, so they are recorded in history and a
+// replay sees the same values.
+type Settings struct {
+	MainQueue     string        `json:"main_queue"`
+	AnalysisQueue string        `json:"analysis_queue"`
+	EmailQueue    string        `json:"email_queue"`
+	ShardSize     int           `json:"shard_size"`
+	MaxInFlight   int           `json:"max_in_flight"`
+	Window        time.Duration `json:"window"`
+	Reminder      time.Duration `json:"reminder"`
+	EscalateAfter time.Duration `json:"escalate_after"`
+	ResolveAfter  time.Duration `json:"resolve_after"`
+	VerifyEvery   time.Duration `json:"verify_every"`
+	SMTPRetryFor  time.Duration `json:"smtp_retry_for"`
+	SMTPTimeout   time.Duration `json:"smtp_timeout"`
+}
+
+// IngestOptions are the limits of StoreBatch.
+type IngestOptions struct {
+	Roots          []string      // a batch path must be inside one of these directories
+	MaxRejectRatio float64       // above this share of bad lines the batch is quarantined
+	MaxFutureSkew  time.Duration // samples later than now+skew are rejected
+	ChunkRows      int           // samples per store transaction
+	MaxErrors      int           // rejected lines reported per batch
+}
+
+// Activities holds the dependencies of every activity. The worker registers one
+// instance; workflows call its methods through a typed nil pointer.
+type Activities struct {
+	Store     store.Store
+	Engine    *analysis.Engine
+	Inventory *fleet.Inventory
+	Ingest    IngestOptions
+	Settings  Settings
+	Metrics   *metrics.Metrics
+	// Client starts and signals remediation workflows.
+	Client client.Client
+	// Mailer sends remediation emails; Mail says from whom.
+	Mailer      Mailer
+	Mail        MailOptions
+	Remediation RemediationOptions
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+func (a *Activities) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
+// GetSettings returns the configured settings. Workflows run it as a local
+// activity at start.
+func (a *Activities) GetSettings(ctx context.Context) (Settings, error) {
+	return a.Settings, nil
+}

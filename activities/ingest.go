@@ -1,0 +1,253 @@
+package activities
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/sanwatch/sanwatch/internal/store"
+	"github.com/sanwatch/sanwatch/internal/telemetry"
+)
+
+// StoreBatchInput names the batch file to store (claim check: the path, never the data).
+type StoreBatchInput struct {
+	Path string `json:"path"`
+	// BatchID is the expected content hash; empty means "whatever the file holds".
+	BatchID string `json:"batch_id,omitempty"`
+}
+
+// BatchSummary is what StoreBatch reports: small, safe to keep in history.
+type BatchSummary struct {
+	BatchID      string   `json:"batch_id"`
+	Path         string   `json:"path"`
+	Format       string   `json:"format"`
+	Status       string   `json:"status"`
+	Accepted     int64    `json:"accepted"`
+	Rejected     int64    `json:"rejected"`
+	Boxes        []string `json:"boxes"`
+	UnknownBoxes []string `json:"unknown_boxes,omitempty"`
+	Errors       []string `json:"errors,omitempty"`
+	// AlreadyStored is true when the same content was stored before.
+	AlreadyStored bool `json:"already_stored,omitempty"`
+}
+
+// HashFile returns the hex sha256 of a file's content: the batch id.
+func HashFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("open batch: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("hash batch %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// CheckIngestPath resolves path and checks that it lies inside one of roots.
+// It returns the cleaned absolute path.
+func CheckIngestPath(path string, roots []string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", fmt.Errorf("resolve %s: %w", path, err)
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return "", fmt.Errorf("resolve %s: %w", path, err)
+	}
+	for _, root := range roots {
+		r, err := filepath.Abs(root)
+		if err != nil {
+			continue
+		}
+		if rr, err := filepath.EvalSymlinks(r); err == nil {
+			r = rr
+		}
+		rel, err := filepath.Rel(r, real)
+		if err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			return real, nil
+		}
+	}
+	return "", fmt.Errorf("ingest %s: path is outside the allowed ingest roots %v (config ingest.roots)", path, roots)
+}
+
+// StoreBatch validates and stores one telemetry batch. It reads the file twice:
+// once to validate and hash it (a batch that is not telemetry or mostly bad is
+// quarantined whole, nothing applied), once to store it in chunks. Storing is
+// idempotent: the same content stored twice leaves one copy of every sample.
+func (a *Activities) StoreBatch(ctx context.Context, in StoreBatchInput) (BatchSummary, error) {
+	if in.Path == "" {
+		return BatchSummary{}, temporal.NewNonRetryableApplicationError("store batch: path is empty", ErrTypeInvalidInput, nil)
+	}
+	path, err := CheckIngestPath(in.Path, a.Ingest.Roots)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return BatchSummary{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidInput, err)
+		}
+		return BatchSummary{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypePathNotAllowed, err)
+	}
+	opts := telemetry.Options{
+		Name:          filepath.Base(path),
+		Now:           a.now(),
+		MaxFutureSkew: a.Ingest.MaxFutureSkew,
+		MaxErrors:     a.Ingest.MaxErrors,
+		ChunkSize:     a.Ingest.ChunkRows,
+	}
+
+	// Pass 1: validate and hash.
+	res, id, err := parseFile(path, opts, nil)
+	if err != nil {
+		if errors.Is(err, telemetry.ErrNotTelemetry) {
+			a.quarantine(ctx, path, id, res, err.Error())
+			return BatchSummary{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidTelemetry, err)
+		}
+		return BatchSummary{}, fmt.Errorf("read batch %s: %w", path, err)
+	}
+	if in.BatchID != "" && in.BatchID != id && !strings.HasPrefix(id, in.BatchID) {
+		msg := fmt.Sprintf("store batch %s: content hash %s does not match batch id %s (file changed after it was submitted)", path, id[:16], in.BatchID)
+		return BatchSummary{}, temporal.NewNonRetryableApplicationError(msg, ErrTypeBatchChanged, nil)
+	}
+	if prev, err := a.Store.Batch(ctx, id); err == nil && prev.Status == store.BatchStored {
+		s := summaryOf(prev)
+		s.AlreadyStored = true
+		return s, nil
+	}
+	if res.Lines == 0 {
+		msg := fmt.Sprintf("%s: no samples, only a header", filepath.Base(path))
+		a.quarantine(ctx, path, id, res, msg)
+		return BatchSummary{}, temporal.NewNonRetryableApplicationError(msg, ErrTypeInvalidTelemetry, nil)
+	}
+	if ratio := res.RejectRatio(); ratio > a.Ingest.MaxRejectRatio {
+		msg := fmt.Sprintf("%s: quarantined: %d of %d lines rejected (%.0f%% > ingest.max_reject_ratio %.0f%%); first: %s",
+			filepath.Base(path), res.Rejected, res.Lines, ratio*100, a.Ingest.MaxRejectRatio*100, firstErrors(res, 3))
+		a.quarantine(ctx, path, id, res, msg)
+		if a.Metrics != nil {
+			a.Metrics.BatchesQuarantined.Inc()
+		}
+		return BatchSummary{}, temporal.NewNonRetryableApplicationError(msg, ErrTypeQuarantined, nil)
+	}
+
+	// Pass 2: store in chunks, heartbeating progress.
+	var stored int64
+	res2, id2, err := parseFile(path, opts, func(chunk []telemetry.Sample) error {
+		n, err := a.Store.AppendSamples(ctx, chunk)
+		if err != nil {
+			return fmt.Errorf("append samples: %w", err)
+		}
+		stored += n
+		activity.RecordHeartbeat(ctx, stored)
+		return nil
+	})
+	if err != nil {
+		return BatchSummary{}, fmt.Errorf("store batch %s: %w", path, err)
+	}
+	if id2 != id {
+		msg := fmt.Sprintf("store batch %s: file changed while it was being stored", path)
+		return BatchSummary{}, temporal.NewNonRetryableApplicationError(msg, ErrTypeBatchChanged, nil)
+	}
+	if err := a.Store.TouchBoxes(ctx, res2.Boxes); err != nil {
+		return BatchSummary{}, fmt.Errorf("record boxes: %w", err)
+	}
+	b := store.Batch{
+		ID: id, Path: path, Format: res2.Format.String(), Status: store.BatchStored,
+		Accepted: res2.Accepted, Rejected: res2.Rejected, Boxes: res2.Boxes,
+		UnknownBoxes: a.unknownBoxes(res2.Boxes), FirstSample: res2.First, LastSample: res2.Last,
+		Errors: errorStrings(res2), StoredAt: a.now().UTC(),
+	}
+	if err := a.Store.PutBatch(ctx, b); err != nil {
+		return BatchSummary{}, fmt.Errorf("record batch: %w", err)
+	}
+	if a.Metrics != nil {
+		a.Metrics.SamplesIngested.Add(float64(res2.Accepted))
+		a.Metrics.LinesRejected.Add(float64(res2.Rejected))
+	}
+	activity.GetLogger(ctx).Info("batch stored", "batch", id[:16], "path", path,
+		"accepted", res2.Accepted, "rejected", res2.Rejected, "boxes", len(res2.Boxes))
+	return summaryOf(b), nil
+}
+
+// parseFile parses path, hashing the raw bytes as they are read.
+func parseFile(path string, opts telemetry.Options, emit func([]telemetry.Sample) error) (telemetry.Result, string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return telemetry.Result{}, "", fmt.Errorf("open batch: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	res, err := telemetry.Parse(io.TeeReader(f, h), opts, emit)
+	if err != nil {
+		return res, "", err
+	}
+	// Hash whatever the parser did not need to read (it stops at EOF normally).
+	if _, err := io.Copy(h, f); err != nil {
+		return res, "", fmt.Errorf("hash batch: %w", err)
+	}
+	return res, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func (a *Activities) quarantine(ctx context.Context, path, id string, res telemetry.Result, reason string) {
+	if id == "" {
+		var err error
+		if id, err = HashFile(path); err != nil {
+			return
+		}
+	}
+	b := store.Batch{
+		ID: id, Path: path, Format: res.Format.String(), Status: store.BatchQuarantined,
+		Accepted: 0, Rejected: res.Rejected, Errors: append([]string{reason}, errorStrings(res)...),
+		StoredAt: a.now().UTC(),
+	}
+	if err := a.Store.PutBatch(ctx, b); err != nil {
+		activity.GetLogger(ctx).Error("record quarantined batch", "path", path, "error", err)
+	}
+}
+
+func (a *Activities) unknownBoxes(boxes []string) []string {
+	var out []string
+	for _, id := range boxes {
+		if a.Inventory == nil {
+			out = append(out, id)
+			continue
+		}
+		if _, ok := a.Inventory.Box(id); !ok {
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func summaryOf(b store.Batch) BatchSummary {
+	return BatchSummary{
+		BatchID: b.ID, Path: b.Path, Format: b.Format, Status: b.Status,
+		Accepted: b.Accepted, Rejected: b.Rejected, Boxes: b.Boxes,
+		UnknownBoxes: b.UnknownBoxes, Errors: b.Errors,
+	}
+}
+
+func errorStrings(res telemetry.Result) []string {
+	out := make([]string, 0, len(res.Errors))
+	for _, e := range res.Errors {
+		out = append(out, e.Error())
+	}
+	return out
+}
+
+func firstErrors(res telemetry.Result, n int) string {
+	s := errorStrings(res)
+	if len(s) > n {
+		s = s[:n]
+	}
+	return strings.Join(s, "; ")
+}

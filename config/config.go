@@ -1,0 +1,211 @@
+// Package config loads sanwatch's configuration with viper: defaults, then
+// the file sanwatch.yaml (./ or /etc/sanwatch, or the path given), then
+// environment variables SANWATCH_<KEY> (nested keys joined by "_", e.g.
+// SANWATCH_TEMPORAL_ADDRESS), then command-line flags. Every value is
+// validated; an invalid one fails Load with an error naming the key, the
+// value and what is allowed. Secrets are never printed.
+package config
+
+import (
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/sanwatch/sanwatch/internal/analysis"
+)
+
+// Redacted replaces the value of a non-empty secret in YAML and in errors.
+const Redacted = "<redacted>"
+
+// Config is sanwatch's effective configuration. Field comments name the
+// configuration key; sanwatch.example.yaml documents each one.
+type Config struct {
+	Temporal   Temporal            `yaml:"temporal"`
+	Queues     Queues              `yaml:"queues"`
+	Store      Store               `yaml:"store"`
+	DataDir    string              `yaml:"data_dir"`   // data_dir: where telemetry batches and the sqlite store live
+	Inventory  string              `yaml:"inventory"`  // inventory: the fleet.yaml path
+	Advisories string              `yaml:"advisories"` // advisories: the firmware advisories YAML path
+	Ingest     Ingest              `yaml:"ingest"`
+	Analysis   Analysis            `yaml:"analysis"`
+	Rules      analysis.Thresholds `yaml:"rules"` // rules.<rule>.<key>: every built-in threshold, defaults filled in
+	// Overrides holds per-box thresholds, overrides.<box>.<rule>.<key>,
+	// laid over Rules for that box. Box ids are stored lower-case and
+	// matched case-insensitively (viper keys are case-insensitive); use
+	// ThresholdsFor to get a box's effective thresholds.
+	Overrides   map[string]analysis.Thresholds `yaml:"overrides"`
+	External    []External                     `yaml:"external"`
+	Worker      Worker                         `yaml:"worker"`
+	SMTP        SMTP                           `yaml:"smtp"`
+	Remediation Remediation                    `yaml:"remediation"`
+	Log         Log                            `yaml:"log"`
+}
+
+// Temporal is how to reach the Temporal service (temporal.*).
+type Temporal struct {
+	Address   string `yaml:"address"`   // host:port of the frontend
+	Namespace string `yaml:"namespace"` // Temporal namespace
+	APIKey    string `yaml:"api_key"`   // secret; empty for none
+	TLS       TLS    `yaml:"tls"`
+}
+
+// TLS configures the client's TLS to Temporal (temporal.tls.*).
+type TLS struct {
+	Enabled    bool   `yaml:"enabled"`
+	CertFile   string `yaml:"cert_file"` // client certificate (mTLS), with KeyFile
+	KeyFile    string `yaml:"key_file"`
+	CAFile     string `yaml:"ca_file"`     // CA bundle to verify the server; empty: system roots
+	ServerName string `yaml:"server_name"` // override of the name verified in the server certificate
+}
+
+// Queues names the task queues (queues.*).
+type Queues struct {
+	Main     string `yaml:"main"`     // workflows and ingest
+	Analysis string `yaml:"analysis"` // analyzer activities (CPU)
+	Email    string `yaml:"email"`    // email activities (rate-limited)
+}
+
+// Store selects the store (store.*).
+type Store struct {
+	Driver string `yaml:"driver"` // "sqlite" or "postgres"
+	Path   string `yaml:"path"`   // sqlite file
+	DSN    string `yaml:"dsn"`    // postgres connection string; secret
+}
+
+// Store drivers.
+const (
+	DriverSQLite   = "sqlite"
+	DriverPostgres = "postgres"
+)
+
+// Ingest bounds telemetry ingestion (ingest.*).
+type Ingest struct {
+	Roots          []string      `yaml:"roots"`            // directories a batch path must be inside
+	MaxRejectRatio float64       `yaml:"max_reject_ratio"` // above this share of bad lines a batch is quarantined
+	MaxFutureSkew  time.Duration `yaml:"max_future_skew"`  // samples further in the future are rejected
+	ChunkRows      int           `yaml:"chunk_rows"`       // samples stored per transaction
+	MaxErrors      int           `yaml:"max_errors"`       // rejected lines kept in the batch record
+}
+
+// Analysis sizes the analysis (analysis.*).
+type Analysis struct {
+	Window      time.Duration `yaml:"window"`        // how much history each analysis reads
+	ShardSize   int           `yaml:"shard_size"`    // boxes per analysis activity
+	MaxInFlight int           `yaml:"max_in_flight"` // shard activities a fleet scan keeps running
+}
+
+// External is an external analyzer (one entry of external): an executable
+// that reads a box's window as JSON on stdin and prints findings as JSON lines.
+type External struct {
+	Name           string        `yaml:"name"`
+	Command        []string      `yaml:"command"` // argv; no shell
+	Timeout        time.Duration `yaml:"timeout"`
+	MaxOutputBytes int64         `yaml:"max_output_bytes"`
+}
+
+// Defaults of an External entry.
+const (
+	DefaultExternalTimeout        = 10 * time.Second
+	DefaultExternalMaxOutputBytes = 1 << 20
+)
+
+// Worker configures the worker process (worker.*).
+type Worker struct {
+	Queues              []string      `yaml:"queues"`               // which of main, analysis, email to serve
+	MetricsAddr         string        `yaml:"metrics_addr"`         // host:port of /metrics, /healthz, /debug/pprof; empty disables
+	AnalysisConcurrency int           `yaml:"analysis_concurrency"` // concurrent analysis activities
+	EmailConcurrency    int           `yaml:"email_concurrency"`    // concurrent email activities
+	WorkflowConcurrency int           `yaml:"workflow_concurrency"` // concurrent workflow tasks; 0: SDK default
+	ShutdownTimeout     time.Duration `yaml:"shutdown_timeout"`     // how long running activities get on stop
+}
+
+// Worker queue roles, the allowed values of worker.queues.
+const (
+	QueueMain     = "main"
+	QueueAnalysis = "analysis"
+	QueueEmail    = "email"
+)
+
+// SMTP is the mail relay (smtp.*).
+type SMTP struct {
+	Host               string        `yaml:"host"`
+	Port               int           `yaml:"port"`
+	TLS                string        `yaml:"tls"` // none, starttls or tls
+	Username           string        `yaml:"username"`
+	Password           string        `yaml:"password"`      // secret: only from SANWATCH_SMTP_PASSWORD or PasswordFile
+	PasswordFile       string        `yaml:"password_file"` // file holding the password (trailing newline trimmed)
+	From               string        `yaml:"from"`
+	RatePerSecond      float64       `yaml:"rate_per_second"` // emails per second the relay accepts
+	Timeout            time.Duration `yaml:"timeout"`         // per connection
+	RetryFor           time.Duration `yaml:"retry_for"`       // how long a temporary failure is retried
+	DefaultOwner       string        `yaml:"default_owner"`   // recipient for boxes without owners; empty: none
+	InsecureSkipVerify bool          `yaml:"insecure_skip_verify"`
+}
+
+// SMTP TLS modes.
+const (
+	SMTPTLSNone     = "none"
+	SMTPTLSStartTLS = "starttls"
+	SMTPTLSImplicit = "tls"
+)
+
+// Remediation times the follow-up of a finding (remediation.*).
+type Remediation struct {
+	Enabled       bool          `yaml:"enabled"`        // start a Remediate workflow per finding
+	MinSeverity   string        `yaml:"min_severity"`   // least severe finding that is emailed: info, warning or critical
+	Reminder      time.Duration `yaml:"reminder"`       // remind the owner when not acknowledged
+	EscalateAfter time.Duration `yaml:"escalate_after"` // escalate when still not acknowledged
+	ResolveAfter  time.Duration `yaml:"resolve_after"`  // clear for this long: resolved
+	VerifyEvery   time.Duration `yaml:"verify_every"`   // re-check the problem on fresh data
+}
+
+// Log configures slog (log.*).
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn or error
+	Format string `yaml:"format"` // text or json
+}
+
+// ThresholdsFor returns the effective thresholds of box: Rules with the
+// box's overrides laid on top. The box id is matched case-insensitively.
+func (c *Config) ThresholdsFor(box string) analysis.Thresholds {
+	out := make(analysis.Thresholds, len(c.Rules))
+	for rule, keys := range c.Rules {
+		m := make(map[string]float64, len(keys))
+		for k, v := range keys {
+			m[k] = v
+		}
+		out[rule] = m
+	}
+	for rule, keys := range c.Overrides[strings.ToLower(box)] {
+		if out[rule] == nil {
+			out[rule] = map[string]float64{}
+		}
+		for k, v := range keys {
+			out[rule][k] = v
+		}
+	}
+	return out
+}
+
+// YAML returns the effective configuration as YAML, loadable again, with
+// every non-empty secret (temporal.api_key, store.dsn, smtp.password)
+// replaced by "<redacted>".
+func (c *Config) YAML() string {
+	r := *c
+	r.Temporal.APIKey = redact(c.Temporal.APIKey)
+	r.Store.DSN = redact(c.Store.DSN)
+	r.SMTP.Password = redact(c.SMTP.Password)
+	out, err := yaml.Marshal(&r)
+	if err != nil { // plain structs, maps and slices: cannot happen
+		return "# marshal config: " + err.Error() + "\n"
+	}
+	return string(out)
+}
+
+func redact(secret string) string {
+	if secret == "" {
+		return ""
+	}
+	return Redacted
+}

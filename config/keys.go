@@ -1,0 +1,168 @@
+package config
+
+import (
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sanwatch/sanwatch/internal/analysis"
+)
+
+// key is one scalar or list configuration key and its default. The type of
+// the default is the type of the key: string, bool, int, float64,
+// time.Duration or []string.
+type key struct {
+	name string
+	def  any
+}
+
+// keys lists every fixed key, in the order of the example file. rules.*,
+// overrides.* and external are described by the analysis thresholds and
+// by External.
+var keys = []key{
+	{"temporal.address", "127.0.0.1:7233"},
+	{"temporal.namespace", "default"},
+	{"temporal.api_key", ""},
+	{"temporal.tls.enabled", false},
+	{"temporal.tls.cert_file", ""},
+	{"temporal.tls.key_file", ""},
+	{"temporal.tls.ca_file", ""},
+	{"temporal.tls.server_name", ""},
+	{"queues.main", "sanwatch"},
+	{"queues.analysis", "sanwatch-analysis"},
+	{"queues.email", "sanwatch-email"},
+	{"store.driver", DriverSQLite},
+	{"store.path", "data/sanwatch.db"},
+	{"store.dsn", ""},
+	{"data_dir", "data"},
+	{"inventory", "fleet.yaml"},
+	{"advisories", "config/advisories.yaml"},
+	{"ingest.roots", []string{"."}},
+	{"ingest.max_reject_ratio", 0.5},
+	{"ingest.max_future_skew", time.Hour},
+	{"ingest.chunk_rows", 5000},
+	{"ingest.max_errors", 20},
+	{"analysis.window", 48 * time.Hour},
+	{"analysis.shard_size", 25},
+	{"analysis.max_in_flight", 4},
+	{"worker.queues", []string{QueueMain, QueueAnalysis, QueueEmail}},
+	{"worker.metrics_addr", "127.0.0.1:9090"},
+	{"worker.analysis_concurrency", 2},
+	{"worker.email_concurrency", 4},
+	{"worker.workflow_concurrency", 0},
+	{"worker.shutdown_timeout", 30 * time.Second},
+	{"smtp.host", "127.0.0.1"},
+	{"smtp.port", 1025},
+	{"smtp.tls", SMTPTLSNone},
+	{"smtp.username", ""},
+	{"smtp.password", ""},
+	{"smtp.password_file", ""},
+	{"smtp.from", "sanwatch@localhost"},
+	{"smtp.rate_per_second", 5.0},
+	{"smtp.timeout", 30 * time.Second},
+	{"smtp.retry_for", time.Hour},
+	{"smtp.default_owner", ""},
+	{"smtp.insecure_skip_verify", false},
+	{"remediation.enabled", true},
+	{"remediation.min_severity", "warning"},
+	{"remediation.reminder", 24 * time.Hour},
+	{"remediation.escalate_after", 48 * time.Hour},
+	{"remediation.resolve_after", 6 * time.Hour},
+	{"remediation.verify_every", time.Hour},
+	{"log.level", "info"},
+	{"log.format", "text"},
+}
+
+// Secret keys: never printed, never in an error message.
+const (
+	keyAPIKey       = "temporal.api_key"
+	keyDSN          = "store.dsn"
+	keyPassword     = "smtp.password"
+	keyPasswordFile = "smtp.password_file"
+)
+
+var secretKeys = map[string]bool{keyAPIKey: true, keyDSN: true, keyPassword: true}
+
+// Special sections, not in keys.
+const (
+	sectionRules     = "rules"
+	sectionOverrides = "overrides"
+	sectionExternal  = "external"
+)
+
+// externalFields are the keys of one external entry.
+var externalFields = []string{"name", "command", "timeout", "max_output_bytes"}
+
+// ruleKeys returns every rules.<rule>.<key> with its default, sorted.
+func ruleKeys() []key {
+	var out []key
+	for rule, ks := range analysis.DefaultThresholds() {
+		for k, v := range ks {
+			out = append(out, key{sectionRules + "." + rule + "." + k, v})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+// allKeys returns the fixed keys followed by the rule keys.
+func allKeys() []key { return append(slices.Clone(keys), ruleKeys()...) }
+
+// lookupKey returns the default of a known scalar or list key (including
+// rules.<rule>.<key>), or false.
+func lookupKey(name string) (any, bool) {
+	for _, k := range keys {
+		if k.name == name {
+			return k.def, true
+		}
+	}
+	if rule, k, ok := strings.Cut(strings.TrimPrefix(name, sectionRules+"."), "."); ok && strings.HasPrefix(name, sectionRules+".") {
+		if v, ok := analysis.DefaultThresholds()[rule][k]; ok {
+			return v, true
+		}
+	}
+	return nil, false
+}
+
+// isSection reports whether name is a mapping of known keys ("temporal",
+// "temporal.tls", "rules", "rules.capacity_forecast", ...).
+func isSection(name string) bool {
+	if name == sectionRules {
+		return true
+	}
+	if rule, ok := strings.CutPrefix(name, sectionRules+"."); ok {
+		_, known := analysis.DefaultThresholds()[rule]
+		return known
+	}
+	for _, k := range keys {
+		if strings.HasPrefix(k.name, name+".") {
+			return true
+		}
+	}
+	return false
+}
+
+// envName is the environment variable of a key: SANWATCH_ and the key in
+// upper case with dots as underscores.
+func envName(key string) string {
+	return EnvPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+// EnvPrefix starts every environment variable sanwatch reads.
+const EnvPrefix = "SANWATCH"
+
+// Keys returns the name of every fixed configuration key (e.g.
+// "temporal.address"), in the order of the example file. rules.*,
+// overrides.* and external are not listed.
+func Keys() []string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = k.name
+	}
+	return out
+}
+
+// EnvVar returns the environment variable that sets key, e.g.
+// SANWATCH_TEMPORAL_ADDRESS for temporal.address.
+func EnvVar(key string) string { return envName(key) }

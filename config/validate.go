@@ -1,0 +1,291 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/mail"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sanwatch/sanwatch/internal/analysis"
+	"github.com/sanwatch/sanwatch/internal/finding"
+)
+
+// validate checks every value of c; the errors come in key order, joined.
+func validate(c *Config) error {
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+
+	// temporal
+	add(hostPort("temporal.address", c.Temporal.Address, false))
+	add(nonEmpty("temporal.namespace", c.Temporal.Namespace))
+	tls := c.Temporal.TLS
+	if tls.CertFile != "" && tls.KeyFile == "" {
+		add(invalid("temporal.tls.key_file", tls.KeyFile, "must be set when temporal.tls.cert_file is set"))
+	}
+	if tls.KeyFile != "" && tls.CertFile == "" {
+		add(invalid("temporal.tls.cert_file", tls.CertFile, "must be set when temporal.tls.key_file is set"))
+	}
+	add(existingFile("temporal.tls.cert_file", tls.CertFile))
+	add(existingFile("temporal.tls.key_file", tls.KeyFile))
+	add(existingFile("temporal.tls.ca_file", tls.CAFile))
+
+	// queues
+	queues := []struct{ key, val string }{
+		{"queues.main", c.Queues.Main}, {"queues.analysis", c.Queues.Analysis}, {"queues.email", c.Queues.Email},
+	}
+	for i, q := range queues {
+		if q.val == "" {
+			add(invalid(q.key, q.val, "must be non-empty"))
+			continue
+		}
+		for _, p := range queues[:i] {
+			if p.val == q.val {
+				add(invalid(q.key, q.val, "must be distinct from "+p.key))
+				break
+			}
+		}
+	}
+
+	// store
+	switch c.Store.Driver {
+	case DriverSQLite:
+		add(nonEmpty("store.path", c.Store.Path))
+	case DriverPostgres:
+		if c.Store.DSN == "" {
+			add(invalid(keyDSN, "", "must be set when store.driver is postgres"))
+		}
+	default:
+		add(invalid("store.driver", c.Store.Driver, "must be sqlite or postgres"))
+	}
+	add(nonEmpty("data_dir", c.DataDir))
+
+	// ingest
+	if len(c.Ingest.Roots) == 0 {
+		add(invalid("ingest.roots", "", "must list at least one directory"))
+	}
+	for _, r := range c.Ingest.Roots {
+		if strings.TrimSpace(r) == "" {
+			add(invalid("ingest.roots", r, "must not hold an empty directory"))
+		}
+	}
+	if r := c.Ingest.MaxRejectRatio; !(r > 0 && r <= 1) {
+		add(invalid("ingest.max_reject_ratio", r, "must be >0 and <=1"))
+	}
+	add(notNegative("ingest.max_future_skew", c.Ingest.MaxFutureSkew))
+	add(intRange("ingest.chunk_rows", c.Ingest.ChunkRows, 1, -1))
+	add(intRange("ingest.max_errors", c.Ingest.MaxErrors, 0, -1))
+
+	// analysis
+	add(positive("analysis.window", c.Analysis.Window))
+	add(intRange("analysis.shard_size", c.Analysis.ShardSize, 1, 10000))
+	add(intRange("analysis.max_in_flight", c.Analysis.MaxInFlight, 1, 1000))
+
+	// rules and overrides
+	add(checkThresholds(sectionRules, c.Rules, nil))
+	for _, box := range sortedKeys(c.Overrides) {
+		add(checkThresholds(sectionOverrides+"."+box, c.Overrides[box], c.Rules))
+	}
+
+	// external
+	seen := map[string]int{}
+	for i, x := range c.External {
+		key := func(f string) string { return fmt.Sprintf("%s[%d].%s", sectionExternal, i, f) }
+		switch j, dup := seen[x.Name]; {
+		case x.Name == "":
+			add(invalid(key("name"), x.Name, "must be non-empty"))
+		case dup:
+			add(invalid(key("name"), x.Name, fmt.Sprintf("must be unique (also %s[%d].name)", sectionExternal, j)))
+		default:
+			seen[x.Name] = i
+		}
+		if len(x.Command) == 0 || x.Command[0] == "" {
+			add(invalid(key("command"), strings.Join(x.Command, " "), "must be a non-empty list: the program, then its arguments"))
+		}
+		add(positive(key("timeout"), x.Timeout))
+		if x.MaxOutputBytes <= 0 {
+			add(invalid(key("max_output_bytes"), x.MaxOutputBytes, "must be >0"))
+		}
+	}
+
+	// worker
+	if len(c.Worker.Queues) == 0 {
+		add(invalid("worker.queues", "", "must list at least one of main, analysis, email"))
+	}
+	for _, q := range c.Worker.Queues {
+		if q != QueueMain && q != QueueAnalysis && q != QueueEmail {
+			add(invalid("worker.queues", q, "must be main, analysis or email"))
+		}
+	}
+	if c.Worker.MetricsAddr != "" {
+		add(hostPort("worker.metrics_addr", c.Worker.MetricsAddr, true))
+	}
+	add(intRange("worker.analysis_concurrency", c.Worker.AnalysisConcurrency, 1, -1))
+	add(intRange("worker.email_concurrency", c.Worker.EmailConcurrency, 1, -1))
+	add(intRange("worker.workflow_concurrency", c.Worker.WorkflowConcurrency, 0, -1))
+	add(notNegative("worker.shutdown_timeout", c.Worker.ShutdownTimeout))
+
+	// smtp
+	add(nonEmpty("smtp.host", c.SMTP.Host))
+	add(intRange("smtp.port", c.SMTP.Port, 1, 65535))
+	switch c.SMTP.TLS {
+	case SMTPTLSNone, SMTPTLSStartTLS, SMTPTLSImplicit:
+	default:
+		add(invalid("smtp.tls", c.SMTP.TLS, "must be none, starttls or tls"))
+	}
+	add(address("smtp.from", c.SMTP.From))
+	if r := c.SMTP.RatePerSecond; !(r > 0) {
+		add(invalid("smtp.rate_per_second", r, "must be >0"))
+	}
+	add(positive("smtp.timeout", c.SMTP.Timeout))
+	add(positive("smtp.retry_for", c.SMTP.RetryFor))
+	if c.SMTP.DefaultOwner != "" {
+		add(address("smtp.default_owner", c.SMTP.DefaultOwner))
+	}
+
+	// remediation
+	switch c.Remediation.MinSeverity {
+	case "info", "warning", "critical":
+	default:
+		add(invalid("remediation.min_severity", c.Remediation.MinSeverity, "must be info, warning or critical"))
+	}
+	add(positive("remediation.reminder", c.Remediation.Reminder))
+	add(positive("remediation.escalate_after", c.Remediation.EscalateAfter))
+	add(positive("remediation.resolve_after", c.Remediation.ResolveAfter))
+	add(positive("remediation.verify_every", c.Remediation.VerifyEvery))
+
+	// log
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		add(invalid("log.level", c.Log.Level, "must be debug, info, warn or error"))
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		add(invalid("log.format", c.Log.Format, "must be text or json"))
+	}
+	return errors.Join(errs...)
+}
+
+func nonEmpty(key, v string) error {
+	if strings.TrimSpace(v) == "" {
+		return invalid(key, v, "must be non-empty")
+	}
+	return nil
+}
+
+// intRange checks min <= v and, when max >= min, v <= max.
+func intRange(key string, v, minV, maxV int) error {
+	switch {
+	case maxV >= minV && (v < minV || v > maxV):
+		return invalid(key, v, fmt.Sprintf("must be %d-%d", minV, maxV))
+	case v < minV && minV == 0:
+		return invalid(key, v, "must be >=0")
+	case v < minV:
+		return invalid(key, v, fmt.Sprintf("must be >=%d", minV))
+	}
+	return nil
+}
+
+func positive(key string, d time.Duration) error {
+	if d <= 0 {
+		return invalid(key, d, "must be >0")
+	}
+	return nil
+}
+
+func notNegative(key string, d time.Duration) error {
+	if d < 0 {
+		return invalid(key, d, "must be >=0")
+	}
+	return nil
+}
+
+// hostPort checks host:port with a port of 1-65535 (0 too when listening);
+// the host may be empty only when listening (all interfaces).
+func hostPort(key, v string, listen bool) error {
+	allowed := "must be host:port"
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return invalid(key, v, allowed)
+	}
+	n, err := strconv.Atoi(port)
+	lowest := 1
+	if listen {
+		lowest = 0
+	}
+	if err != nil || n < lowest || n > 65535 || (host == "" && !listen) {
+		return invalid(key, v, allowed)
+	}
+	return nil
+}
+
+func existingFile(key, path string) error {
+	if path == "" {
+		return nil
+	}
+	if fi, err := os.Stat(path); err != nil || fi.IsDir() {
+		return invalid(key, path, "must be an existing file")
+	}
+	return nil
+}
+
+func address(key, v string) error {
+	a, err := mail.ParseAddress(v)
+	if err != nil || !strings.Contains(a.Address, "@") {
+		return invalid(key, v, "must be an email address such as sanwatch@example.com")
+	}
+	return nil
+}
+
+// checkThresholds checks each value with analysis.CheckThreshold, then the
+// pairs of keys (critical_days <= warning_days ...) of the effective
+// thresholds: t laid over base (the configured rules, for overrides).
+func checkThresholds(prefix string, t, base analysis.Thresholds) error {
+	var errs []error
+	for _, rule := range finding.Rules {
+		for _, k := range sortedKeys(t[rule]) {
+			v := t[rule][k]
+			if err := analysis.CheckThreshold(rule, k, v); err != nil {
+				errs = append(errs, invalid(prefix+"."+rule+"."+k, v, thresholdAllowed(err)))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	eff := analysis.Thresholds{}
+	for _, src := range []analysis.Thresholds{base, t} {
+		for rule, ks := range src {
+			if eff[rule] == nil {
+				eff[rule] = map[string]float64{}
+			}
+			for k, v := range ks {
+				eff[rule][k] = v
+			}
+		}
+	}
+	if err := eff.Validate(); err != nil {
+		return fmt.Errorf("config: %s: %w", prefix, err)
+	}
+	return nil
+}
+
+// thresholdAllowed keeps what CheckThreshold says is allowed ("allowed 0
+// to 3650 days"), dropping its restatement of the key and value, which the
+// ValidationError already shows.
+func thresholdAllowed(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 {
+		return msg[i+2:]
+	}
+	return msg
+}

@@ -1,0 +1,249 @@
+// Package e2e runs sanwatch end to end: a real in-process Temporal server
+// (temporaltest), the real worker and starter binaries as subprocesses or the
+// same wiring in-process, SQLite, and a real SMTP server on loopback.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/server/temporaltest"
+
+	"github.com/sanwatch/sanwatch/activities"
+	"github.com/sanwatch/sanwatch/config"
+	"github.com/sanwatch/sanwatch/internal/app"
+	"github.com/sanwatch/sanwatch/internal/email/smtptest"
+	"github.com/sanwatch/sanwatch/internal/store"
+)
+
+// binDir holds the worker and starter binaries built once for the package.
+var binDir string
+
+// repoRoot is the module root (the parent of this package).
+var repoRoot string
+
+func TestMain(m *testing.M) {
+	_, file, _, _ := runtime.Caller(0)
+	repoRoot = filepath.Dir(filepath.Dir(file))
+	dir, err := os.MkdirTemp("", "sanwatch-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(1)
+	}
+	binDir = dir
+	for _, name := range []string{"worker", "starter"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, name), "./"+name)
+		cmd.Dir = repoRoot
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: build %s: %v\n%s", name, err, out)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(binDir)
+	os.Exit(code)
+}
+
+// harness is one test's world: a Temporal server, a data directory, a config
+// file, an SMTP server.
+type harness struct {
+	t       *testing.T
+	ts      *temporaltest.TestServer
+	c       client.Client
+	dir     string
+	cfgPath string
+	smtp    *smtptest.Server
+}
+
+// harnessOptions tune the config the harness writes.
+type harnessOptions struct {
+	extraYAML string // appended to the generated sanwatch.yaml
+}
+
+func newHarness(t *testing.T, o harnessOptions) *harness {
+	t.Helper()
+	ts := temporaltest.NewServer(temporaltest.WithT(t))
+	h := &harness{t: t, ts: ts, c: ts.GetDefaultClient(), dir: t.TempDir(), smtp: smtptest.Start(t)}
+	h.cfgPath = filepath.Join(h.dir, "sanwatch.yaml")
+	yaml := fmt.Sprintf(`temporal:
+  address: %s
+  namespace: %s
+store:
+  driver: sqlite
+  path: %s
+inventory: %s
+advisories: %s
+ingest:
+  roots: [%s]
+smtp:
+  host: 127.0.0.1
+  port: %d
+  from: sanwatch@sanwatch.test
+  default_owner: noc@sanwatch.test
+  timeout: 3s
+  retry_for: 2m
+  rate_per_second: 100
+remediation:
+  reminder: 1h
+  escalate_after: 2h
+  resolve_after: 2s
+  verify_every: 1s
+worker:
+  metrics_addr: ""
+%s`, ts.GetFrontendHostPort(), ts.GetDefaultNamespace(), filepath.Join(h.dir, "sanwatch.db"),
+		filepath.Join(h.dir, "sim", "fleet.yaml"), filepath.Join(repoRoot, "config", "advisories.yaml"),
+		h.dir, h.smtp.Port(), o.extraYAML)
+	require.NoError(t, os.WriteFile(h.cfgPath, []byte(yaml), 0o600))
+	return h
+}
+
+// config loads the harness's config file as the binaries do.
+func (h *harness) config() *config.Config {
+	h.t.Helper()
+	cfg, err := config.Load(config.LoadOptions{File: h.cfgPath, Env: func(string) (string, bool) { return "", false }})
+	require.NoError(h.t, err)
+	return cfg
+}
+
+// run executes a built binary with the harness config and returns its output and exit code.
+func (h *harness) run(name string, args ...string) (string, int) {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, name), append(args, "--config", h.cfgPath)...)
+	cmd.Dir = h.dir
+	cmd.Env = cleanEnv()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		h.t.Fatalf("run %s %v: %v", name, args, err)
+	}
+	return out.String(), code
+}
+
+// starter runs the starter binary and fails the test on a non-zero exit.
+func (h *harness) starter(args ...string) string {
+	h.t.Helper()
+	out, code := h.run("starter", args...)
+	require.Equal(h.t, 0, code, "starter %v failed:\n%s", args, out)
+	return out
+}
+
+// cleanEnv is the environment without SANWATCH_ settings of the caller.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SANWATCH_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// proc is a worker subprocess.
+type proc struct {
+	cmd *exec.Cmd
+	mu  sync.Mutex
+	out bytes.Buffer
+}
+
+func (p *proc) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.Write(b)
+}
+
+// Output returns what the process logged so far.
+func (p *proc) Output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+// startWorker starts a worker subprocess serving queues; it is killed at cleanup.
+func (h *harness) startWorker(queues string) *proc {
+	h.t.Helper()
+	p := &proc{}
+	p.cmd = exec.Command(filepath.Join(binDir, "worker"), "--config", h.cfgPath, "--queues", queues, "--set", "log.level=debug")
+	p.cmd.Dir = h.dir
+	p.cmd.Env = cleanEnv()
+	p.cmd.Stdout, p.cmd.Stderr = p, p
+	require.NoError(h.t, p.cmd.Start())
+	h.t.Cleanup(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = p.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = p.cmd.Process.Kill()
+		}
+	})
+	return p
+}
+
+// kill stops a worker subprocess abruptly (SIGKILL), as a crash would.
+func (p *proc) kill() {
+	_ = p.cmd.Process.Kill()
+}
+
+// inProcess starts workers for all queues inside the test process, with the
+// same wiring as the worker binary, and returns the activities (for the store).
+func (h *harness) inProcess(mutate func(*activities.Activities)) *activities.Activities {
+	h.t.Helper()
+	cfg := h.config()
+	logger := app.Logger(cfg, os.Stderr)
+	acts, err := app.NewActivities(context.Background(), cfg, h.c, nil, logger)
+	require.NoError(h.t, err)
+	if mutate != nil {
+		mutate(acts)
+	}
+	ws, err := app.NewWorkers(h.c, cfg, acts)
+	require.NoError(h.t, err)
+	for _, w := range ws {
+		require.NoError(h.t, w.Start())
+	}
+	h.t.Cleanup(func() {
+		for _, w := range ws {
+			w.Stop()
+		}
+		acts.Store.Close()
+	})
+	return acts
+}
+
+// openStore opens the harness store (for assertions).
+func (h *harness) openStore() store.Store {
+	h.t.Helper()
+	st, err := app.OpenStore(context.Background(), h.config())
+	require.NoError(h.t, err)
+	h.t.Cleanup(func() { st.Close() })
+	return st
+}
+
+var _ worker.Worker // keep the import for helpers that start raw workers
+
+// mustHash returns a batch file's content hash (its batch id).
+func mustHash(t *testing.T, path string) string {
+	t.Helper()
+	h, err := activities.HashFile(path)
+	require.NoError(t, err)
+	return h
+}

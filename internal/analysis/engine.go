@@ -1,0 +1,264 @@
+// Package analysis finds problems waiting to happen in one box's telemetry
+// window: pools filling up, latency off its baseline, disks and SSDs wearing
+// out, port errors, weak cache batteries, busy controllers, replication lag
+// and firmware advisories. The built-in rules are pure functions over the
+// window; external analyzers (any executable) get the window as JSON and
+// print findings as JSON lines.
+package analysis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/sanwatch/sanwatch/internal/finding"
+	"github.com/sanwatch/sanwatch/internal/fleet"
+	"github.com/sanwatch/sanwatch/internal/telemetry"
+)
+
+// Defaults of an external analyzer's limits.
+const (
+	DefaultExternalTimeout   = 30 * time.Second
+	DefaultExternalMaxOutput = 4 << 20
+)
+
+// Window is one box's data to analyse.
+type Window struct {
+	Box        fleet.Box // ID always set; the rest empty when the box is not in the inventory
+	Start, End time.Time
+	Samples    []telemetry.Sample // ordered by component, metric, time (as store.Window returns them)
+}
+
+// ExternalAnalyzer is an executable that gets the window as JSON on stdin
+// and prints findings as JSON lines. Command is run without a shell; a zero
+// Timeout means DefaultExternalTimeout and a zero MaxOutputBytes means
+// DefaultExternalMaxOutput.
+type ExternalAnalyzer struct {
+	Name           string
+	Command        []string
+	Timeout        time.Duration
+	MaxOutputBytes int64
+}
+
+// Options configures an Engine.
+type Options struct {
+	Thresholds Thresholds            // nil: defaults; partial maps fall back to defaults per key
+	Overrides  map[string]Thresholds // box id -> partial thresholds for that box
+	Advisories []Advisory
+	External   []ExternalAnalyzer
+}
+
+// Engine runs the built-in rules and the external analyzers. It is safe for
+// concurrent use.
+type Engine struct {
+	base       Thresholds
+	perBox     map[string]Thresholds
+	advisories []Advisory
+	external   []ExternalAnalyzer
+}
+
+// rule is one built-in analyzer: it returns findings with Component,
+// Severity, Title, Problem, Evidence (Metric, Numbers, Series) and
+// Remediation set; the engine fills in the rest.
+type rule struct {
+	name string
+	run  func(in *input, th map[string]float64, advisories []Advisory) []finding.Finding
+}
+
+// rules are the built-in analyzers, in finding.Rules order.
+var rules = []rule{
+	{finding.RuleCapacity, capacityRule},
+	{finding.RuleLatency, latencyRule},
+	{finding.RuleDiskFailure, diskRule},
+	{finding.RuleSSDWear, wearRule},
+	{finding.RulePortErrors, portRule},
+	{finding.RuleCacheBattery, cacheBatteryRule},
+	{finding.RuleSaturation, saturationRule},
+	{finding.RuleReplicationLag, replicationRule},
+	{finding.RuleFirmwareAdvisory, firmwareRule},
+}
+
+// New checks o and returns an Engine. Errors name the threshold
+// (rule.key), the box of an override, the advisory or the external analyzer.
+func New(o Options) (*Engine, error) {
+	if err := o.Thresholds.Validate(); err != nil {
+		return nil, fmt.Errorf("check thresholds: %w", err)
+	}
+	e := &Engine{base: DefaultThresholds().merge(o.Thresholds), perBox: map[string]Thresholds{}}
+	for box, t := range o.Overrides {
+		if box == "" {
+			return nil, errors.New("check threshold overrides: empty box id")
+		}
+		eff := o.Thresholds.merge(t)
+		if err := eff.Validate(); err != nil {
+			return nil, fmt.Errorf("check threshold overrides of box %s: %w", box, err)
+		}
+		e.perBox[box] = e.base.merge(t)
+	}
+	seen := map[string]bool{}
+	for i, a := range o.Advisories {
+		if err := a.check(); err != nil {
+			return nil, fmt.Errorf("check advisories[%d]: %w", i, err)
+		}
+		if seen[a.ID] {
+			return nil, fmt.Errorf("check advisories[%d]: duplicate id %q", i, a.ID)
+		}
+		seen[a.ID] = true
+		e.advisories = append(e.advisories, a.normalized())
+	}
+	names := map[string]bool{}
+	for i, x := range o.External {
+		where := fmt.Sprintf("external analyzer %q", x.Name)
+		switch {
+		case x.Name == "":
+			return nil, fmt.Errorf("check external analyzers[%d]: missing name", i)
+		case strings.ContainsAny(x.Name, "/ \t\n"):
+			return nil, fmt.Errorf("check %s: name must not contain '/' or spaces", where)
+		case names[x.Name]:
+			return nil, fmt.Errorf("check %s: duplicate name", where)
+		case len(x.Command) == 0 || x.Command[0] == "":
+			return nil, fmt.Errorf("check %s: missing command", where)
+		case x.Timeout < 0:
+			return nil, fmt.Errorf("check %s: timeout %s: allowed 0 (default %s) or more", where, x.Timeout, DefaultExternalTimeout)
+		case x.MaxOutputBytes < 0:
+			return nil, fmt.Errorf("check %s: max output bytes %d: allowed 0 (default %d) or more", where, x.MaxOutputBytes, DefaultExternalMaxOutput)
+		}
+		if _, err := exec.LookPath(x.Command[0]); err != nil {
+			return nil, fmt.Errorf("check %s: %w", where, err)
+		}
+		names[x.Name] = true
+		if x.Timeout == 0 {
+			x.Timeout = DefaultExternalTimeout
+		}
+		if x.MaxOutputBytes == 0 {
+			x.MaxOutputBytes = DefaultExternalMaxOutput
+		}
+		x.Command = append([]string(nil), x.Command...)
+		e.external = append(e.external, x)
+	}
+	return e, nil
+}
+
+// ThresholdsFor returns the effective thresholds of one box: defaults, then
+// the configured thresholds, then the box's overrides. The result is a copy.
+func (e *Engine) ThresholdsFor(box string) Thresholds {
+	return e.thresholds(box).merge(nil)
+}
+
+func (e *Engine) thresholds(box string) Thresholds {
+	if t, ok := e.perBox[box]; ok {
+		return t
+	}
+	return e.base
+}
+
+// Analyze runs every built-in rule and every external analyzer on w and
+// returns the findings sorted by fingerprint, with DetectedAt = w.End.
+// It is deterministic: the same window gives the same findings. When an
+// external analyzer fails, Analyze still returns the findings of the others
+// together with an error that names each failed analyzer.
+func (e *Engine) Analyze(ctx context.Context, w Window) ([]finding.Finding, error) {
+	if w.Box.ID == "" {
+		return nil, errors.New("analyze window: missing box id")
+	}
+	in := newInput(w)
+	th := e.thresholds(w.Box.ID)
+	var out []finding.Finding
+	for _, r := range rules {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("analyze box %s: %w", w.Box.ID, err)
+		}
+		for _, f := range r.run(in, th[r.name], e.advisories) {
+			f.Box = w.Box.ID
+			f.Rule = r.name
+			out = append(out, e.complete(f, in))
+		}
+	}
+	var errs []error
+	if len(e.external) > 0 {
+		payload, err := marshalWindow(w)
+		if err != nil {
+			return nil, err
+		}
+		for _, x := range e.external {
+			fs, err := x.run(ctx, payload, w.Box.ID)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil, fmt.Errorf("analyze box %s: %w", w.Box.ID, ctx.Err())
+				}
+				errs = append(errs, err)
+				continue
+			}
+			for _, f := range fs {
+				out = append(out, e.complete(f, in))
+			}
+		}
+	}
+	out = dedupe(out)
+	sortFindings(out)
+	return out, errors.Join(errs...)
+}
+
+// complete fills the fields every finding shares and drops numbers that
+// JSON cannot carry.
+func (e *Engine) complete(f finding.Finding, in *input) finding.Finding {
+	f.DetectedAt = in.end
+	if f.Evidence.WindowStart.IsZero() {
+		f.Evidence.WindowStart = in.start
+	}
+	if f.Evidence.WindowEnd.IsZero() {
+		f.Evidence.WindowEnd = in.end
+	}
+	nums := make([]finding.Number, 0, len(f.Evidence.Numbers))
+	for _, n := range f.Evidence.Numbers {
+		if finite(n.Value) {
+			nums = append(nums, n)
+		}
+	}
+	f.Evidence.Numbers = nums
+	if f.TimeToImpact < 0 {
+		f.TimeToImpact = 0
+	}
+	f.FirstSeen, f.LastSeen, f.Status, f.Note = time.Time{}, time.Time{}, "", ""
+	return f
+}
+
+// dedupe keeps one finding per fingerprint: the most severe, the first on a tie.
+func dedupe(fs []finding.Finding) []finding.Finding {
+	at := map[string]int{}
+	out := fs[:0]
+	for _, f := range fs {
+		fp := f.Fingerprint()
+		if i, ok := at[fp]; ok {
+			if f.Severity.Rank() > out[i].Severity.Rank() {
+				out[i] = f
+			}
+			continue
+		}
+		at[fp] = len(out)
+		out = append(out, f)
+	}
+	return out
+}
+
+// num builds an evidence number. Values under 10,000 keep 4 significant
+// digits and larger ones (bytes, unix seconds) are rounded to whole numbers,
+// so emails and stored evidence stay readable.
+func num(name string, v float64, unit string) finding.Number {
+	return finding.Number{Name: name, Value: roundNum(v), Unit: unit}
+}
+
+func roundNum(v float64) float64 {
+	switch {
+	case v == 0 || !finite(v):
+		return v
+	case math.Abs(v) >= 1e4:
+		return math.Round(v)
+	}
+	p := math.Pow(10, 3-math.Floor(math.Log10(math.Abs(v))))
+	return math.Round(v*p) / p
+}

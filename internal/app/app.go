@@ -1,0 +1,203 @@
+// Package app assembles sanwatch from its configuration: the Temporal client,
+// the store, the analysis engine and the activities. The worker and starter
+// mains share it so both see the same wiring.
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"strings"
+
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+
+	"github.com/sanwatch/sanwatch/activities"
+	"github.com/sanwatch/sanwatch/config"
+	"github.com/sanwatch/sanwatch/internal/analysis"
+	"github.com/sanwatch/sanwatch/internal/email"
+	"github.com/sanwatch/sanwatch/internal/finding"
+	"github.com/sanwatch/sanwatch/internal/fleet"
+	"github.com/sanwatch/sanwatch/internal/metrics"
+	"github.com/sanwatch/sanwatch/internal/store"
+)
+
+// Logger returns the slog logger the configuration asks for, writing to w.
+func Logger(cfg *config.Config, w *os.File) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// Dial connects to the Temporal frontend named by the configuration.
+func Dial(ctx context.Context, cfg *config.Config, logger *slog.Logger, m *metrics.Metrics) (client.Client, error) {
+	opts := client.Options{
+		HostPort:  cfg.Temporal.Address,
+		Namespace: cfg.Temporal.Namespace,
+		Logger:    tlog.NewStructuredLogger(logger),
+	}
+	if m != nil {
+		opts.MetricsHandler = m.TemporalHandler()
+	}
+	if cfg.Temporal.APIKey != "" {
+		opts.Credentials = client.NewAPIKeyStaticCredentials(cfg.Temporal.APIKey)
+	}
+	if cfg.Temporal.TLS.Enabled || cfg.Temporal.APIKey != "" {
+		tc, err := tlsConfig(cfg)
+		if err != nil {
+			return nil, err
+		}
+		opts.ConnectionOptions.TLS = tc
+	}
+	c, err := client.DialContext(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("connect to temporal at %s (namespace %s): %w", cfg.Temporal.Address, cfg.Temporal.Namespace, err)
+	}
+	return c, nil
+}
+
+func tlsConfig(cfg *config.Config) (*tls.Config, error) {
+	t := cfg.Temporal.TLS
+	tc := &tls.Config{ServerName: t.ServerName, MinVersion: tls.VersionTLS12}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("load temporal.tls.cert_file/key_file: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read temporal.tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("temporal.tls.ca_file %s: no PEM certificates", t.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	return tc, nil
+}
+
+// OpenStore opens the configured store.
+func OpenStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
+	return store.Open(ctx, store.Options{Driver: cfg.Store.Driver, Path: cfg.Store.Path, DSN: cfg.Store.DSN})
+}
+
+// LoadInventory reads the inventory file. A missing file gives an empty
+// inventory and a warning (every box is then "not in the inventory").
+func LoadInventory(cfg *config.Config, logger *slog.Logger) (*fleet.Inventory, error) {
+	inv, err := fleet.Load(cfg.Inventory)
+	if errors.Is(err, fs.ErrNotExist) {
+		logger.Warn("inventory file not found; every box will be flagged as unknown", "inventory", cfg.Inventory)
+		return fleet.Parse(cfg.Inventory, []byte("boxes: []\n"))
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range inv.Warnings() {
+		logger.Warn(w)
+	}
+	return inv, nil
+}
+
+// Engine builds the analysis engine: thresholds, per-box overrides, advisories
+// and external analyzers from the configuration.
+func Engine(cfg *config.Config) (*analysis.Engine, error) {
+	var advisories []analysis.Advisory
+	if cfg.Advisories != "" {
+		var err error
+		if advisories, err = analysis.LoadAdvisories(cfg.Advisories); err != nil {
+			return nil, err
+		}
+	}
+	ext := make([]analysis.ExternalAnalyzer, 0, len(cfg.External))
+	for _, e := range cfg.External {
+		ext = append(ext, analysis.ExternalAnalyzer{Name: e.Name, Command: e.Command, Timeout: e.Timeout, MaxOutputBytes: e.MaxOutputBytes})
+	}
+	return analysis.New(analysis.Options{
+		Thresholds: cfg.Rules, Overrides: cfg.Overrides, Advisories: advisories, External: ext,
+	})
+}
+
+// Settings returns the values workflows read through the Settings activity.
+func Settings(cfg *config.Config) activities.Settings {
+	return activities.Settings{
+		MainQueue: cfg.Queues.Main, AnalysisQueue: cfg.Queues.Analysis, EmailQueue: cfg.Queues.Email,
+		ShardSize: cfg.Analysis.ShardSize, MaxInFlight: cfg.Analysis.MaxInFlight, Window: cfg.Analysis.Window,
+		Reminder: cfg.Remediation.Reminder, EscalateAfter: cfg.Remediation.EscalateAfter,
+		ResolveAfter: cfg.Remediation.ResolveAfter, VerifyEvery: cfg.Remediation.VerifyEvery,
+		SMTPRetryFor: cfg.SMTP.RetryFor, SMTPTimeout: cfg.SMTP.Timeout,
+	}
+}
+
+// IngestOptions returns StoreBatch's limits from the configuration.
+func IngestOptions(cfg *config.Config) activities.IngestOptions {
+	return activities.IngestOptions{
+		Roots: cfg.Ingest.Roots, MaxRejectRatio: cfg.Ingest.MaxRejectRatio, MaxFutureSkew: cfg.Ingest.MaxFutureSkew,
+		ChunkRows: cfg.Ingest.ChunkRows, MaxErrors: cfg.Ingest.MaxErrors,
+	}
+}
+
+// NewActivities assembles the activities: store, engine, inventory (synced into
+// the store), client and metrics. The caller closes the returned store.
+func NewActivities(ctx context.Context, cfg *config.Config, c client.Client, m *metrics.Metrics, logger *slog.Logger) (*activities.Activities, error) {
+	st, err := OpenStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	inv, err := LoadInventory(cfg, logger)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	if err := st.UpsertBoxes(ctx, inv.Boxes()); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("sync inventory into store: %w", err)
+	}
+	eng, err := Engine(cfg)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	mailer, err := Mailer(cfg)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &activities.Activities{
+		Store: st, Engine: eng, Inventory: inv, Ingest: IngestOptions(cfg),
+		Settings: Settings(cfg), Metrics: m, Client: c, Mailer: mailer,
+		Mail: activities.MailOptions{From: cfg.SMTP.From, DefaultOwner: cfg.SMTP.DefaultOwner, Domain: mailDomain(cfg.SMTP.From)},
+		Remediation: activities.RemediationOptions{
+			Disabled: !cfg.Remediation.Enabled, MinSeverity: finding.Severity(cfg.Remediation.MinSeverity),
+		},
+	}, nil
+}
+
+// Mailer builds the SMTP sender from smtp.*.
+func Mailer(cfg *config.Config) (*email.Sender, error) {
+	return email.NewSender(email.SMTPOptions{
+		Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, TLS: email.TLSMode(cfg.SMTP.TLS),
+		Username: cfg.SMTP.Username, Password: cfg.SMTP.Password, Timeout: cfg.SMTP.Timeout,
+		InsecureSkipVerify: cfg.SMTP.InsecureSkipVerify,
+	})
+}
+
+// mailDomain is the domain of the From address, used in Message-IDs.
+func mailDomain(from string) string {
+	if i := strings.LastIndex(from, "@"); i >= 0 {
+		return strings.TrimSuffix(from[i+1:], ">")
+	}
+	return email.DefaultDomain
+}

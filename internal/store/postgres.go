@@ -1,0 +1,529 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sanwatch/sanwatch/internal/finding"
+	"github.com/sanwatch/sanwatch/internal/fleet"
+	"github.com/sanwatch/sanwatch/internal/telemetry"
+)
+
+// postgresMigrations are the schema versions of the PostgreSQL store, applied
+// in order; version n is postgresMigrations[n-1]. Never edit one that
+// shipped: append a new one.
+var postgresMigrations = []string{
+	// 1: samples, batches, boxes, findings, scan reports.
+	`CREATE TABLE samples (
+		box       TEXT             NOT NULL,
+		component TEXT             NOT NULL,
+		metric    TEXT             NOT NULL,
+		ts        BIGINT           NOT NULL, -- unix nanoseconds
+		value     DOUBLE PRECISION NOT NULL,
+		PRIMARY KEY (box, component, metric, ts)
+	);
+	CREATE INDEX samples_box_ts ON samples (box, ts);
+	CREATE TABLE batches (
+		id            TEXT   PRIMARY KEY,
+		path          TEXT   NOT NULL,
+		format        TEXT   NOT NULL,
+		status        TEXT   NOT NULL,
+		accepted      BIGINT NOT NULL,
+		rejected      BIGINT NOT NULL,
+		boxes         TEXT   NOT NULL, -- JSON array
+		unknown_boxes TEXT   NOT NULL, -- JSON array
+		errors        TEXT   NOT NULL, -- JSON array
+		first_sample  BIGINT,
+		last_sample   BIGINT,
+		stored_at     BIGINT
+	);
+	CREATE TABLE boxes (
+		id           TEXT    PRIMARY KEY,
+		model        TEXT    NOT NULL DEFAULT '',
+		firmware     TEXT    NOT NULL DEFAULT '',
+		site         TEXT    NOT NULL DEFAULT '',
+		owners       TEXT    NOT NULL DEFAULT '[]', -- JSON array
+		escalation   TEXT    NOT NULL DEFAULT '[]', -- JSON array
+		tags         JSONB   NOT NULL DEFAULT '[]', -- array, GIN-indexed for tag filters
+		in_inventory BOOLEAN NOT NULL DEFAULT false,
+		last_seen    BIGINT
+	);
+	CREATE INDEX boxes_site ON boxes (site, id);
+	CREATE INDEX boxes_model ON boxes (model, id);
+	CREATE INDEX boxes_tags ON boxes USING GIN (tags);
+	CREATE TABLE findings (
+		fingerprint    TEXT    PRIMARY KEY,
+		box            TEXT    NOT NULL,
+		rule           TEXT    NOT NULL,
+		component      TEXT    NOT NULL,
+		severity       TEXT    NOT NULL,
+		severity_rank  INTEGER NOT NULL,
+		title          TEXT    NOT NULL,
+		problem        TEXT    NOT NULL,
+		evidence       TEXT    NOT NULL, -- JSON
+		remediation    TEXT    NOT NULL, -- JSON array
+		time_to_impact BIGINT  NOT NULL, -- nanoseconds
+		detected_at    BIGINT,
+		first_seen     BIGINT,
+		last_seen      BIGINT,
+		status         TEXT    NOT NULL,
+		note           TEXT    NOT NULL DEFAULT ''
+	);
+	CREATE INDEX findings_rank ON findings (severity_rank DESC, fingerprint);
+	CREATE INDEX findings_box ON findings (box);
+	CREATE TABLE scan_reports (
+		id            TEXT   PRIMARY KEY,
+		selector      TEXT   NOT NULL,
+		started_at    BIGINT,
+		finished_at   BIGINT,
+		boxes         BIGINT NOT NULL,
+		analysed      BIGINT NOT NULL,
+		findings      BIGINT NOT NULL,
+		runs          BIGINT NOT NULL,
+		by_severity   TEXT   NOT NULL, -- JSON object
+		failed_shards TEXT   NOT NULL  -- JSON array
+	);
+	CREATE INDEX scan_reports_started ON scan_reports (started_at DESC NULLS LAST, id DESC);`,
+	// 2: emails sent, by Message-ID (a resend after a crash is skipped).
+	`CREATE TABLE emails (
+		message_id  TEXT   PRIMARY KEY,
+		fingerprint TEXT   NOT NULL,
+		kind        TEXT   NOT NULL,
+		recipients  TEXT   NOT NULL, -- JSON array
+		subject     TEXT   NOT NULL,
+		sent_at     BIGINT NOT NULL  -- unix nanoseconds
+	);
+	CREATE INDEX emails_fingerprint ON emails (fingerprint, sent_at);`,
+}
+
+// migrationLockKey is the PostgreSQL advisory lock held while migrating
+// ("sanwatch" in ASCII), so that processes opening at once take turns.
+const migrationLockKey int64 = 0x73616e7761746368
+
+// Postgres is the Store for workers on several hosts. The schema lives in
+// the first schema of the connection's search_path.
+type Postgres struct {
+	pool *pgxpool.Pool
+}
+
+var _ Store = (*Postgres)(nil)
+
+// OpenPostgres connects to the database named by dsn (a URL or key=value
+// string; search_path may be set in it) and brings its schema up to date.
+func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
+	if dsn == "" {
+		return nil, errors.New("open postgres: empty dsn")
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: parse dsn: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open postgres %s:%d: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, err)
+	}
+	p := &Postgres{pool: pool}
+	if err := p.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	return p, nil
+}
+
+// migrate applies the missing schema versions in one transaction that holds
+// an advisory lock, so two processes opening at once do not both migrate.
+func (p *Postgres) migrate(ctx context.Context) error {
+	return pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLockKey); err != nil {
+			return fmt.Errorf("migrate schema: lock: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version    INTEGER PRIMARY KEY,
+			applied_at BIGINT  NOT NULL
+		)`); err != nil {
+			return fmt.Errorf("migrate schema: create schema_migrations: %w", err)
+		}
+		var current int
+		if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+			return fmt.Errorf("migrate schema: read version: %w", err)
+		}
+		if current > len(postgresMigrations) {
+			return fmt.Errorf("migrate schema: database is at version %d, this build knows up to %d", current, len(postgresMigrations))
+		}
+		for v := current + 1; v <= len(postgresMigrations); v++ {
+			if _, err := tx.Exec(ctx, postgresMigrations[v-1]); err != nil {
+				return fmt.Errorf("migrate schema: apply version %d: %w", v, err)
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`, v, time.Now().UnixNano()); err != nil {
+				return fmt.Errorf("migrate schema: record version %d: %w", v, err)
+			}
+		}
+		return nil
+	})
+}
+
+// Close closes the connection pool.
+func (p *Postgres) Close() error {
+	p.pool.Close()
+	return nil
+}
+
+// AppendSamples copies samples into a per-connection staging table and
+// merges them into samples in one transaction; see Store.
+func (p *Postgres) AppendSamples(ctx context.Context, samples []telemetry.Sample) (int64, error) {
+	rows, ts, err := prepareSamples(samples)
+	if err != nil || len(rows) == 0 {
+		return 0, err
+	}
+	var n int64
+	err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS sample_stage (
+			box       TEXT             NOT NULL,
+			component TEXT             NOT NULL,
+			metric    TEXT             NOT NULL,
+			ts        BIGINT           NOT NULL,
+			value     DOUBLE PRECISION NOT NULL
+		) ON COMMIT DELETE ROWS`); err != nil {
+			return fmt.Errorf("create staging table: %w", err)
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"sample_stage"},
+			[]string{"box", "component", "metric", "ts", "value"},
+			pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+				r := rows[i]
+				return []any{r.Box, r.Component, r.Metric, ts[i], r.Value}, nil
+			})); err != nil {
+			return fmt.Errorf("copy to staging table: %w", err)
+		}
+		// The rows are unique by key (prepareSamples) and merged in key
+		// order, so concurrent appends lock rows in the same order.
+		tag, err := tx.Exec(ctx, `INSERT INTO samples (box, component, metric, ts, value)
+			SELECT box, component, metric, ts, value FROM sample_stage
+			ORDER BY box, component, metric, ts
+			ON CONFLICT (box, component, metric, ts) DO UPDATE SET value = excluded.value`)
+		if err != nil {
+			return fmt.Errorf("merge staging table: %w", err)
+		}
+		n = tag.RowsAffected()
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("append samples: %w", err)
+	}
+	return n, nil
+}
+
+// Window returns box's samples in [from, to); see Store.
+func (p *Postgres) Window(ctx context.Context, box string, from, to time.Time) ([]telemetry.Sample, error) {
+	rows, err := p.pool.Query(ctx, `SELECT component, metric, ts, value FROM samples
+		WHERE box = $1 AND ts >= $2 AND ts < $3 ORDER BY component, metric, ts`,
+		box, clampNanos(from), clampNanos(to))
+	if err != nil {
+		return nil, fmt.Errorf("query window of %s: %w", box, err)
+	}
+	defer rows.Close()
+	var out []telemetry.Sample
+	for rows.Next() {
+		smp := telemetry.Sample{Box: box}
+		var ts int64
+		if err := rows.Scan(&smp.Component, &smp.Metric, &ts, &smp.Value); err != nil {
+			return nil, fmt.Errorf("query window of %s: %w", box, err)
+		}
+		smp.Time = fromNanos(ts)
+		out = append(out, smp)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query window of %s: %w", box, err)
+	}
+	return out, nil
+}
+
+// LatestSample returns the time of box's newest sample; see Store.
+func (p *Postgres) LatestSample(ctx context.Context, box string) (time.Time, error) {
+	var ts int64
+	err := p.pool.QueryRow(ctx, `SELECT ts FROM samples WHERE box = $1 ORDER BY ts DESC LIMIT 1`, box).Scan(&ts)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return time.Time{}, fmt.Errorf("latest sample of %s: %w", box, ErrNotFound)
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("latest sample of %s: %w", box, err)
+	}
+	return fromNanos(ts), nil
+}
+
+// PutBatch records or replaces a batch; see Store.
+func (p *Postgres) PutBatch(ctx context.Context, b Batch) error {
+	r, err := prepareBatch(b)
+	if err != nil {
+		return err
+	}
+	_, err = p.pool.Exec(ctx, `INSERT INTO batches (id, path, format, status, accepted, rejected,
+			boxes, unknown_boxes, errors, first_sample, last_sample, stored_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+		ON CONFLICT (id) DO UPDATE SET path = excluded.path, format = excluded.format,
+			status = excluded.status, accepted = excluded.accepted, rejected = excluded.rejected,
+			boxes = excluded.boxes, unknown_boxes = excluded.unknown_boxes, errors = excluded.errors,
+			first_sample = excluded.first_sample, last_sample = excluded.last_sample,
+			stored_at = excluded.stored_at`,
+		r.ID, r.Path, r.Format, r.Status, r.Accepted, r.Rejected,
+		r.Boxes, r.UnknownBoxes, r.Errors, r.FirstSample, r.LastSample, r.StoredAt)
+	if err != nil {
+		return fmt.Errorf("put batch %q: %w", b.ID, err)
+	}
+	return nil
+}
+
+// Batch returns the batch with the given id; see Store.
+func (p *Postgres) Batch(ctx context.Context, id string) (Batch, error) {
+	var r batchRow
+	err := p.pool.QueryRow(ctx, `SELECT id, path, format, status, accepted, rejected,
+			boxes, unknown_boxes, errors, first_sample, last_sample, stored_at
+		FROM batches WHERE id = $1`, id).Scan(
+		&r.ID, &r.Path, &r.Format, &r.Status, &r.Accepted, &r.Rejected,
+		&r.Boxes, &r.UnknownBoxes, &r.Errors, &r.FirstSample, &r.LastSample, &r.StoredAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Batch{}, fmt.Errorf("get batch %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Batch{}, fmt.Errorf("get batch %q: %w", id, err)
+	}
+	return r.batch()
+}
+
+// UpsertBoxes adds or updates inventory boxes in one statement; see Store.
+func (p *Postgres) UpsertBoxes(ctx context.Context, boxes []fleet.Box) error {
+	rows, err := prepareBoxes(boxes)
+	if err != nil || len(rows) == 0 {
+		return err
+	}
+	cols := make([][]string, 7)
+	for _, r := range rows {
+		for i, v := range []string{r.ID, r.Model, r.Firmware, r.Site, r.Owners, r.Escalation, r.Tags} {
+			cols[i] = append(cols[i], v)
+		}
+	}
+	_, err = p.pool.Exec(ctx, `INSERT INTO boxes (id, model, firmware, site, owners, escalation, tags, in_inventory)
+		SELECT id, model, firmware, site, owners, escalation, tags::jsonb, true
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+			AS u(id, model, firmware, site, owners, escalation, tags)
+		ORDER BY id
+		ON CONFLICT (id) DO UPDATE SET model = excluded.model, firmware = excluded.firmware,
+			site = excluded.site, owners = excluded.owners, escalation = excluded.escalation,
+			tags = excluded.tags, in_inventory = true`,
+		cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6])
+	if err != nil {
+		return fmt.Errorf("upsert boxes: %w", err)
+	}
+	return nil
+}
+
+// TouchBoxes records that telemetry arrived for ids; see Store.
+func (p *Postgres) TouchBoxes(ctx context.Context, ids []string) error {
+	ids, err := prepareIDs(ids)
+	if err != nil || len(ids) == 0 {
+		return err
+	}
+	_, err = p.pool.Exec(ctx, `INSERT INTO boxes (id, in_inventory, last_seen)
+		SELECT id, false, $2 FROM unnest($1::text[]) AS u(id) ORDER BY id
+		ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen`,
+		ids, time.Now().UnixNano())
+	if err != nil {
+		return fmt.Errorf("touch boxes: %w", err)
+	}
+	return nil
+}
+
+func postgresPH(n int) string { return "$" + strconv.Itoa(n) }
+
+func postgresHasTag(p string) string { return "tags @> jsonb_build_array(" + p + "::text)" }
+
+// Boxes returns a page of boxes; see Store.
+func (p *Postgres) Boxes(ctx context.Context, q BoxQuery) ([]fleet.Box, error) {
+	where, args := boxFilter(q, true, postgresPH, postgresHasTag)
+	rows, err := p.pool.Query(ctx, `SELECT id, model, firmware, site, owners, escalation, tags::text FROM boxes`+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query boxes: %w", err)
+	}
+	defer rows.Close()
+	var out []fleet.Box
+	for rows.Next() {
+		var r boxRow
+		if err := rows.Scan(&r.ID, &r.Model, &r.Firmware, &r.Site, &r.Owners, &r.Escalation, &r.Tags); err != nil {
+			return nil, fmt.Errorf("query boxes: %w", err)
+		}
+		b, err := r.box()
+		if err != nil {
+			return nil, fmt.Errorf("query boxes: %w", err)
+		}
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query boxes: %w", err)
+	}
+	return out, nil
+}
+
+// CountBoxes counts the boxes matching q; see Store.
+func (p *Postgres) CountBoxes(ctx context.Context, q BoxQuery) (int, error) {
+	where, args := boxFilter(q, false, postgresPH, postgresHasTag)
+	var n int
+	if err := p.pool.QueryRow(ctx, `SELECT COUNT(*) FROM boxes`+where, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count boxes: %w", err)
+	}
+	return n, nil
+}
+
+// UpsertFinding stores f by fingerprint in one statement; see Store.
+func (p *Postgres) UpsertFinding(ctx context.Context, f finding.Finding) (bool, error) {
+	r, err := prepareFinding(f)
+	if err != nil {
+		return false, err
+	}
+	var created bool
+	// xmax is 0 on a freshly inserted row version and set on an updated one.
+	err = p.pool.QueryRow(ctx, `INSERT INTO findings (fingerprint, box, rule, component, severity,
+			severity_rank, title, problem, evidence, remediation, time_to_impact,
+			detected_at, first_seen, last_seen, status, note)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, '')
+		ON CONFLICT (fingerprint) DO UPDATE SET severity = excluded.severity,
+			severity_rank = excluded.severity_rank, title = excluded.title, problem = excluded.problem,
+			evidence = excluded.evidence, remediation = excluded.remediation,
+			time_to_impact = excluded.time_to_impact, detected_at = excluded.detected_at,
+			last_seen = excluded.last_seen
+		RETURNING (xmax = 0)`,
+		r.Fingerprint, r.Box, r.Rule, r.Component, r.Severity, r.Rank, r.Title, r.Problem,
+		r.Evidence, r.Remediation, r.TimeToImpact, r.DetectedAt, r.FirstSeen, r.LastSeen, r.Status).Scan(&created)
+	if err != nil {
+		return false, fmt.Errorf("upsert finding %q: %w", r.Fingerprint, err)
+	}
+	return created, nil
+}
+
+// Finding returns the finding with fingerprint fp; see Store.
+func (p *Postgres) Finding(ctx context.Context, fp string) (finding.Finding, error) {
+	var r findingRow
+	err := p.pool.QueryRow(ctx, `SELECT `+findingCols+` FROM findings WHERE fingerprint = $1`, fp).Scan(r.dest()...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return finding.Finding{}, fmt.Errorf("get finding %q: %w", fp, ErrNotFound)
+	}
+	if err != nil {
+		return finding.Finding{}, fmt.Errorf("get finding %q: %w", fp, err)
+	}
+	return r.finding()
+}
+
+// Findings returns the findings matching q; see Store.
+func (p *Postgres) Findings(ctx context.Context, q FindingQuery) ([]finding.Finding, error) {
+	tail, args, err := findingFilter(q, postgresPH)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := p.pool.Query(ctx, `SELECT `+findingCols+` FROM findings`+tail, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query findings: %w", err)
+	}
+	defer rows.Close()
+	var out []finding.Finding
+	for rows.Next() {
+		var r findingRow
+		if err := rows.Scan(r.dest()...); err != nil {
+			return nil, fmt.Errorf("query findings: %w", err)
+		}
+		f, err := r.finding()
+		if err != nil {
+			return nil, fmt.Errorf("query findings: %w", err)
+		}
+		out = append(out, f)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query findings: %w", err)
+	}
+	return out, nil
+}
+
+// SetFindingStatus sets the status and note of a finding; see Store.
+func (p *Postgres) SetFindingStatus(ctx context.Context, fp string, status finding.Status, note string) error {
+	if err := checkStatus(fp, status); err != nil {
+		return err
+	}
+	tag, err := p.pool.Exec(ctx, `UPDATE findings SET status = $1, note = $2 WHERE fingerprint = $3`, string(status), note, fp)
+	if err != nil {
+		return fmt.Errorf("set finding status %q: %w", fp, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("set finding status %q: %w", fp, ErrNotFound)
+	}
+	return nil
+}
+
+// PutScanReport records or replaces a scan report; see Store.
+func (p *Postgres) PutScanReport(ctx context.Context, rep ScanReport) error {
+	r, err := prepareScan(rep)
+	if err != nil {
+		return err
+	}
+	_, err = p.pool.Exec(ctx, `INSERT INTO scan_reports (id, selector, started_at, finished_at,
+			boxes, analysed, findings, runs, by_severity, failed_shards)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+		ON CONFLICT (id) DO UPDATE SET selector = excluded.selector, started_at = excluded.started_at,
+			finished_at = excluded.finished_at, boxes = excluded.boxes, analysed = excluded.analysed,
+			findings = excluded.findings, runs = excluded.runs, by_severity = excluded.by_severity,
+			failed_shards = excluded.failed_shards`,
+		r.ID, r.Selector, r.StartedAt, r.FinishedAt, r.Boxes, r.Analysed, r.Findings, r.Runs,
+		r.BySeverity, r.FailedShards)
+	if err != nil {
+		return fmt.Errorf("put scan report %q: %w", rep.ID, err)
+	}
+	return nil
+}
+
+// ScanReport returns the report with the given id; see Store.
+func (p *Postgres) ScanReport(ctx context.Context, id string) (ScanReport, error) {
+	var r scanRow
+	err := p.pool.QueryRow(ctx, `SELECT `+scanCols+` FROM scan_reports WHERE id = $1`, id).Scan(r.dest()...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ScanReport{}, fmt.Errorf("get scan report %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return ScanReport{}, fmt.Errorf("get scan report %q: %w", id, err)
+	}
+	return r.report()
+}
+
+// ScanReports returns the newest reports first; see Store.
+func (p *Postgres) ScanReports(ctx context.Context, limit int) ([]ScanReport, error) {
+	q := `SELECT ` + scanCols + ` FROM scan_reports ORDER BY started_at DESC NULLS LAST, id DESC`
+	if limit > 0 {
+		q += fmt.Sprintf(" LIMIT %d", limit)
+	}
+	rows, err := p.pool.Query(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("query scan reports: %w", err)
+	}
+	defer rows.Close()
+	var out []ScanReport
+	for rows.Next() {
+		var r scanRow
+		if err := rows.Scan(r.dest()...); err != nil {
+			return nil, fmt.Errorf("query scan reports: %w", err)
+		}
+		rep, err := r.report()
+		if err != nil {
+			return nil, fmt.Errorf("query scan reports: %w", err)
+		}
+		out = append(out, rep)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query scan reports: %w", err)
+	}
+	return out, nil
+}

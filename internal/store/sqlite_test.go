@@ -1,0 +1,164 @@
+package store_test
+
+import (
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sanwatch/sanwatch/internal/fleet"
+	"github.com/sanwatch/sanwatch/internal/store"
+	"github.com/sanwatch/sanwatch/internal/store/storetest"
+	"github.com/sanwatch/sanwatch/internal/telemetry"
+)
+
+func TestSQLite(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return openSQLite(t) })
+}
+
+// rawSQLite opens the file behind a store for looking at what it wrote.
+func rawSQLite(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(5000)")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+func TestSQLiteReopen(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "a", "b", "sanwatch.db")
+	s, err := store.OpenSQLite(path)
+	require.NoError(t, err)
+	at := time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC)
+	_, err = s.AppendSamples(ctx, []telemetry.Sample{{Time: at, Box: "b1", Component: "node/0", Metric: "m", Value: 1}})
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+
+	s, err = store.OpenSQLite(path) // migrations already applied: nothing to do
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	got, err := s.LatestSample(ctx, "b1")
+	require.NoError(t, err)
+	require.Equal(t, at, got)
+
+	db := rawSQLite(t, path)
+	var versions, maxVersion int
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT COUNT(*), MAX(version) FROM schema_migrations`).Scan(&versions, &maxVersion))
+	require.Equal(t, 2, versions)
+	require.Equal(t, 2, maxVersion)
+	var mode string
+	require.NoError(t, db.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode))
+	require.Equal(t, "wal", mode)
+}
+
+func TestSQLiteNewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sanwatch.db")
+	s, err := store.OpenSQLite(path)
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	_, err = rawSQLite(t, path).Exec(`INSERT INTO schema_migrations (version, applied_at) VALUES (99, 0)`)
+	require.NoError(t, err)
+	_, err = store.OpenSQLite(path)
+	require.EqualError(t, err, "open sqlite "+path+": migrate schema: database is at version 99, this build knows up to 2")
+}
+
+func TestSQLiteInInventory(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "sanwatch.db")
+	s, err := store.OpenSQLite(path)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	db := rawSQLite(t, path)
+	inInventory := func(id string) (bool, bool) {
+		var in bool
+		var lastSeen sql.NullInt64
+		require.NoError(t, db.QueryRowContext(ctx, `SELECT in_inventory, last_seen FROM boxes WHERE id = ?`, id).Scan(&in, &lastSeen))
+		return in, lastSeen.Valid
+	}
+
+	require.NoError(t, s.TouchBoxes(ctx, []string{"b1"}))
+	in, seen := inInventory("b1")
+	require.False(t, in)
+	require.True(t, seen)
+	require.NoError(t, s.UpsertBoxes(ctx, []fleet.Box{{ID: "b1", Model: "m"}, {ID: "b2"}}))
+	in, seen = inInventory("b1")
+	require.True(t, in)
+	require.True(t, seen, "upsert keeps last_seen")
+	in, seen = inInventory("b2")
+	require.True(t, in)
+	require.False(t, seen)
+}
+
+// TestSQLiteTwoHandles writes through two stores on one file at once, as two
+// processes would: the busy timeout makes them wait instead of failing.
+func TestSQLiteTwoHandles(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "sanwatch.db")
+	var stores []*store.SQLite
+	for range 2 {
+		s, err := store.OpenSQLite(path)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = s.Close() })
+		stores = append(stores, s)
+	}
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for g := range 4 {
+		wg.Go(func() {
+			s := stores[g%2]
+			for b := range 10 {
+				var batch []telemetry.Sample
+				for i := range 50 {
+					batch = append(batch, telemetry.Sample{Time: t0.Add(time.Duration(b*50+i) * time.Second),
+						Box: fmt.Sprintf("g%d", g), Component: "node/0", Metric: "m", Value: 1})
+				}
+				if _, err := s.AppendSamples(ctx, batch); err != nil {
+					errs[g] = err
+					return
+				}
+				if _, err := s.Window(ctx, fmt.Sprintf("g%d", g), t0, t0.Add(time.Hour)); err != nil {
+					errs[g] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for g, err := range errs {
+		require.NoError(t, err, "goroutine %d", g)
+		w, err := stores[0].Window(ctx, fmt.Sprintf("g%d", g), t0, t0.Add(time.Hour))
+		require.NoError(t, err)
+		require.Len(t, w, 500)
+	}
+}
+
+func TestOpenSQLiteErrors(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	require.NoError(t, os.WriteFile(file, []byte(strings.Repeat("not a database ", 512)), 0o644))
+	tests := []struct {
+		name string
+		path string
+		want string
+	}{
+		{"empty path", "", "open sqlite: empty path"},
+		{"parent is a file", filepath.Join(file, "sanwatch.db"),
+			"open sqlite: create directory: mkdir " + file + ": not a directory"},
+		{"not a database", file, "open sqlite " + file + ": migrate schema: begin: file is not a database (26)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := store.OpenSQLite(tc.path)
+			require.EqualError(t, err, tc.want)
+			require.Nil(t, s)
+		})
+	}
+}

@@ -1,0 +1,220 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/sanwatch/sanwatch/workflows"
+)
+
+// ScanWorkflowIDForSchedule is the workflow id prefix of scans a schedule starts;
+// Temporal appends the scheduled time.
+func scanWorkflowIDForSchedule(id string) string { return "scan-" + id }
+
+func (c *cli) scheduleCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "schedule",
+		Short: "Manage periodic fleet scans (Temporal Schedules; overlapping runs are skipped)",
+	}
+	cmd.AddCommand(c.scheduleCreateCmd(), c.scheduleListCmd(), c.scheduleDescribeCmd(),
+		c.scheduleSimpleCmd("pause", "Pause a schedule", func(h client.ScheduleHandle, cmd *cobra.Command, note string) error {
+			return h.Pause(cmd.Context(), client.SchedulePauseOptions{Note: note})
+		}),
+		c.scheduleSimpleCmd("unpause", "Unpause a schedule", func(h client.ScheduleHandle, cmd *cobra.Command, note string) error {
+			return h.Unpause(cmd.Context(), client.ScheduleUnpauseOptions{Note: note})
+		}),
+		c.scheduleSimpleCmd("trigger", "Start a scan of a schedule now (skipped if one is running)", func(h client.ScheduleHandle, cmd *cobra.Command, _ string) error {
+			return h.Trigger(cmd.Context(), client.ScheduleTriggerOptions{Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP})
+		}),
+		c.scheduleSimpleCmd("delete", "Delete a schedule (running scans go on)", func(h client.ScheduleHandle, cmd *cobra.Command, _ string) error {
+			return h.Delete(cmd.Context())
+		}),
+	)
+	return cmd
+}
+
+func (c *cli) scheduleCreateCmd() *cobra.Command {
+	var f scanFlags
+	var id, every, cron, note string
+	var paused bool
+	cmd := &cobra.Command{
+		Use:   "create",
+		Short: "Create a schedule that runs FleetScan --every DURATION or on --cron EXPR",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if id == "" {
+				return fmt.Errorf("--id is required")
+			}
+			if (every == "") == (cron == "") {
+				return fmt.Errorf("give exactly one of --every (e.g. 15m) or --cron (e.g. \"0 */6 * * *\")")
+			}
+			var spec client.ScheduleSpec
+			if every != "" {
+				d, err := time.ParseDuration(every)
+				if err != nil || d < time.Minute {
+					return fmt.Errorf("--every %q: want a duration of at least 1m, such as 15m", every)
+				}
+				spec.Intervals = []client.ScheduleIntervalSpec{{Every: d}}
+			} else {
+				if n := len(strings.Fields(cron)); n < 5 || n > 7 {
+					return fmt.Errorf("--cron %q: want 5 fields (minute hour day-of-month month day-of-week)", cron)
+				}
+				spec.CronExpressions = []string{cron}
+			}
+			in, err := f.input()
+			if err != nil {
+				return err
+			}
+			tc, err := c.dial(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer tc.Close()
+			_, err = tc.ScheduleClient().Create(cmd.Context(), client.ScheduleOptions{
+				ID:      id,
+				Spec:    spec,
+				Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
+				Paused:  paused,
+				Note:    note,
+				Action: &client.ScheduleWorkflowAction{
+					ID:        scanWorkflowIDForSchedule(id),
+					Workflow:  workflows.FleetScan,
+					Args:      []any{in},
+					TaskQueue: c.cfg.Queues.Main,
+				},
+			})
+			if err != nil {
+				return fmt.Errorf("create schedule %s: %w", id, err)
+			}
+			fmt.Fprintf(c.stdout, "schedule %s created: FleetScan of %s, overlap policy skip\n", id, in.Selector)
+			return nil
+		},
+	}
+	f.add(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&id, "id", "", "schedule id (required)")
+	fl.StringVar(&every, "every", "", "interval, e.g. 15m or 6h")
+	fl.StringVar(&cron, "cron", "", "cron expression, e.g. \"0 */6 * * *\"")
+	fl.BoolVar(&paused, "paused", false, "create paused")
+	fl.StringVar(&note, "note", "", "note shown on the schedule")
+	return cmd
+}
+
+func (c *cli) scheduleListCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List schedules",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			tc, err := c.dial(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer tc.Close()
+			it, err := tc.ScheduleClient().List(cmd.Context(), client.ScheduleListOptions{})
+			if err != nil {
+				return fmt.Errorf("list schedules: %w", err)
+			}
+			tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tWORKFLOW\tPAUSED\tNEXT RUN")
+			for it.HasNext() {
+				e, err := it.Next()
+				if err != nil {
+					return fmt.Errorf("list schedules: %w", err)
+				}
+				next := ""
+				if len(e.NextActionTimes) > 0 {
+					next = e.NextActionTimes[0].UTC().Format(time.RFC3339)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%t\t%s\n", e.ID, e.WorkflowType.Name, e.Paused, next)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func (c *cli) scheduleDescribeCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "describe ID",
+		Short: "Show a schedule: spec, state, recent and next runs",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tc, err := c.dial(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer tc.Close()
+			d, err := tc.ScheduleClient().GetHandle(cmd.Context(), args[0]).Describe(cmd.Context())
+			if err != nil {
+				return fmt.Errorf("describe schedule %s: %w", args[0], err)
+			}
+			w := c.stdout
+			fmt.Fprintf(w, "schedule:  %s\n", args[0])
+			if s := d.Schedule.Spec; s != nil {
+				for _, iv := range s.Intervals {
+					fmt.Fprintf(w, "every:     %s\n", iv.Every)
+				}
+				for _, ce := range s.CronExpressions {
+					fmt.Fprintf(w, "cron:      %s\n", ce)
+				}
+				if len(s.Calendars) > 0 {
+					fmt.Fprintf(w, "calendars: %d\n", len(s.Calendars))
+				}
+			}
+			if st := d.Schedule.State; st != nil {
+				fmt.Fprintf(w, "paused:    %t\n", st.Paused)
+				if st.Note != "" {
+					fmt.Fprintf(w, "note:      %s\n", st.Note)
+				}
+			}
+			if p := d.Schedule.Policy; p != nil {
+				fmt.Fprintf(w, "overlap:   %s\n", p.Overlap)
+			}
+			fmt.Fprintf(w, "runs:      %d (skipped for overlap %d)\n", d.Info.NumActions, d.Info.NumActionsSkippedOverlap)
+			for _, r := range d.Info.RunningWorkflows {
+				fmt.Fprintf(w, "running:   %s\n", r.WorkflowID)
+			}
+			for _, r := range d.Info.RecentActions {
+				if r.StartWorkflowResult != nil {
+					fmt.Fprintf(w, "recent:    %s %s\n", r.ActualTime.UTC().Format(time.RFC3339), r.StartWorkflowResult.WorkflowID)
+				}
+			}
+			for _, t := range d.Info.NextActionTimes {
+				fmt.Fprintf(w, "next:      %s\n", t.UTC().Format(time.RFC3339))
+			}
+			return nil
+		},
+	}
+}
+
+// scheduleSimpleCmd builds the one-argument schedule commands.
+func (c *cli) scheduleSimpleCmd(name, short string, do func(client.ScheduleHandle, *cobra.Command, string) error) *cobra.Command {
+	var note string
+	cmd := &cobra.Command{
+		Use:   name + " ID",
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tc, err := c.dial(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer tc.Close()
+			if err := do(tc.ScheduleClient().GetHandle(cmd.Context(), args[0]), cmd, note); err != nil {
+				return fmt.Errorf("%s schedule %s: %w", name, args[0], err)
+			}
+			fmt.Fprintf(c.stdout, "schedule %s: %s done\n", args[0], name)
+			return nil
+		},
+	}
+	if name == "pause" || name == "unpause" {
+		cmd.Flags().StringVar(&note, "note", "", "why")
+	}
+	return cmd
+}

@@ -1,0 +1,110 @@
+// Command worker runs sanwatch's Temporal workers: the task queues named by
+// --queues (main, analysis, email; default all), with Prometheus /metrics,
+// /healthz and /debug/pprof on worker.metrics_addr. SIGTERM or SIGINT stops it
+// gracefully: running activities get worker.shutdown_timeout to finish.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/pflag"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/sanwatch/sanwatch/config"
+	"github.com/sanwatch/sanwatch/internal/app"
+	"github.com/sanwatch/sanwatch/internal/metrics"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	fs := pflag.NewFlagSet("worker", pflag.ContinueOnError)
+	config.AddFlags(fs)
+	queues := fs.String("queues", "", "comma-separated queue roles to serve: main, analysis, email (default: worker.queues, all)")
+	metricsAddr := fs.String("metrics-addr", "", "address of /metrics, /healthz, /debug/pprof (default: worker.metrics_addr)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if *queues != "" {
+		_ = fs.Set("set", "worker.queues="+*queues)
+	}
+	if *metricsAddr != "" {
+		_ = fs.Set("set", "worker.metrics_addr="+*metricsAddr)
+	}
+	cfg, err := config.Load(config.LoadOptions{Flags: fs})
+	if err != nil {
+		return err
+	}
+	logger := app.Logger(cfg, os.Stderr)
+	slog.SetDefault(logger)
+	m := metrics.New()
+
+	c, err := app.Dial(ctx, cfg, logger, m)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	acts, err := app.NewActivities(ctx, cfg, c, m, logger)
+	if err != nil {
+		return err
+	}
+	defer acts.Store.Close()
+	ws, err := app.NewWorkers(c, cfg, acts)
+	if err != nil {
+		return err
+	}
+	for i, w := range ws {
+		if err := w.Start(); err != nil {
+			for _, started := range ws[:i] {
+				started.Stop()
+			}
+			return fmt.Errorf("start worker: %w", err)
+		}
+	}
+	logger.Info("worker started", "queues", strings.Join(cfg.Worker.Queues, ","), "temporal", cfg.Temporal.Address,
+		"namespace", cfg.Temporal.Namespace, "store", cfg.Store.Driver, "metrics", cfg.Worker.MetricsAddr)
+
+	errc := make(chan error, 1)
+	if cfg.Worker.MetricsAddr != "" {
+		go func() {
+			errc <- metrics.Serve(ctx, cfg.Worker.MetricsAddr, m, func() error {
+				_, err := c.CheckHealth(context.Background(), nil)
+				return err
+			})
+		}()
+	}
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		if err != nil {
+			err = fmt.Errorf("metrics server: %w", err)
+		}
+	}
+	logger.Info("worker stopping: waiting for running activities", "timeout", cfg.Worker.ShutdownTimeout)
+	stopAll(ws)
+	logger.Info("worker stopped")
+	return err
+}
+
+func stopAll(ws []worker.Worker) {
+	for _, w := range ws {
+		w.Stop()
+	}
+}

@@ -1,0 +1,74 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/sanwatch/sanwatch/activities"
+)
+
+// IngestInput starts IngestTelemetry. It names a batch file by path (claim
+// check); the file must be readable by the workers, inside ingest.roots.
+type IngestInput struct {
+	Path string `json:"path"`
+	// BatchID is the file's content hash (hex sha256, or a prefix of it). When
+	// set, a file whose content no longer matches is refused.
+	BatchID string `json:"batch_id,omitempty"`
+	// Analyze is false to store without analysing; nil or true analyses.
+	Analyze *bool `json:"analyze,omitempty"`
+}
+
+// IngestResult is what IngestTelemetry returns.
+type IngestResult struct {
+	Batch    activities.BatchSummary `json:"batch"`
+	Analysis *AnalyzeResult          `json:"analysis,omitempty"`
+}
+
+// IngestTelemetry stores one telemetry batch, then analyses the boxes it touched
+// in an AnalyzeBoxes child workflow. A malformed or mostly bad batch ends the
+// workflow with a non-retryable error that names the problem.
+func IngestTelemetry(ctx workflow.Context, in IngestInput) (IngestResult, error) {
+	var out IngestResult
+	if in.Path == "" {
+		return out, temporal.NewNonRetryableApplicationError("input path is empty", activities.ErrTypeInvalidInput, nil)
+	}
+	s, err := loadSettings(ctx)
+	if err != nil {
+		return out, err
+	}
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:           s.MainQueue,
+		StartToCloseTimeout: time.Hour,
+		HeartbeatTimeout:    2 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    2 * time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    time.Minute,
+			MaximumAttempts:    10,
+			NonRetryableErrorTypes: []string{
+				activities.ErrTypeInvalidTelemetry, activities.ErrTypeQuarantined,
+				activities.ErrTypePathNotAllowed, activities.ErrTypeBatchChanged, activities.ErrTypeInvalidInput,
+			},
+		},
+	})
+	err = workflow.ExecuteActivity(actx, a.StoreBatch, activities.StoreBatchInput{Path: in.Path, BatchID: in.BatchID}).Get(ctx, &out.Batch)
+	if err != nil {
+		return out, fmt.Errorf("store batch %s: %w", in.Path, err)
+	}
+	if (in.Analyze != nil && !*in.Analyze) || len(out.Batch.Boxes) == 0 {
+		return out, nil
+	}
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID: AnalyzeWorkflowID(workflow.GetInfo(ctx).WorkflowExecution.ID),
+		TaskQueue:  s.MainQueue,
+	})
+	var res AnalyzeResult
+	if err := workflow.ExecuteChildWorkflow(cctx, AnalyzeBoxes, AnalyzeInput{Boxes: out.Batch.Boxes}).Get(ctx, &res); err != nil {
+		return out, fmt.Errorf("analyse boxes of batch: %w", err)
+	}
+	out.Analysis = &res
+	return out, nil
+}
