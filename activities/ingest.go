@@ -93,9 +93,9 @@ func (a *Activities) StoreBatch(ctx context.Context, in StoreBatchInput) (BatchS
 	path, err := CheckIngestPath(in.Path, a.Ingest.Roots)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return BatchSummary{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidInput, err)
+			return BatchSummary{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidInput, nil)
 		}
-		return BatchSummary{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypePathNotAllowed, err)
+		return BatchSummary{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypePathNotAllowed, nil)
 	}
 	opts := telemetry.Options{
 		Name:          filepath.Base(path),
@@ -110,7 +110,7 @@ func (a *Activities) StoreBatch(ctx context.Context, in StoreBatchInput) (BatchS
 	if err != nil {
 		if errors.Is(err, telemetry.ErrNotTelemetry) {
 			a.quarantine(ctx, path, id, res, err.Error())
-			return BatchSummary{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidTelemetry, err)
+			return BatchSummary{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidTelemetry, nil)
 		}
 		return BatchSummary{}, fmt.Errorf("read batch %s: %w", path, err)
 	}

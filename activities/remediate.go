@@ -104,7 +104,7 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmai
 	}
 	f, err := a.Store.Finding(ctx, in.Fingerprint)
 	if errors.Is(err, store.ErrNotFound) {
-		return SendEmailResult{}, temporal.NewNonRetryableApplicationError("send email: no finding "+in.Fingerprint, ErrTypeUnknownFinding, err)
+		return SendEmailResult{}, temporal.NewNonRetryableApplicationError("send email: no finding "+in.Fingerprint, ErrTypeUnknownFinding, nil)
 	}
 	if err != nil {
 		return SendEmailResult{}, fmt.Errorf("read finding: %w", err)
@@ -112,7 +112,7 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmai
 	box := a.box(f.Box)
 	to, cc, note, err := a.recipients(box, kind)
 	if err != nil {
-		return SendEmailResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeUndeliverable, err)
+		return SendEmailResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeUndeliverable, nil)
 	}
 	if in.Note != "" {
 		note = strings.TrimSpace(in.Note + ". " + note)
@@ -136,18 +136,18 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmai
 		msg.Finding.Evidence.Series = series
 	}
 	if err := msg.Validate(); err != nil {
-		return res, temporal.NewNonRetryableApplicationError("send email: "+err.Error(), ErrTypeUndeliverable, err)
+		return res, temporal.NewNonRetryableApplicationError("send email: "+err.Error(), ErrTypeUndeliverable, nil)
 	}
 	rendered, err := email.Render(msg)
 	if err != nil {
-		return res, temporal.NewNonRetryableApplicationError("render email: "+err.Error(), ErrTypeInvalidInput, err)
+		return res, temporal.NewNonRetryableApplicationError("render email: "+err.Error(), ErrTypeInvalidInput, nil)
 	}
 	if err := a.Mailer.Send(ctx, msg, rendered); err != nil {
 		if a.Metrics != nil {
 			a.Metrics.EmailsFailed.WithLabelValues(in.Kind).Inc()
 		}
 		if email.IsPermanent(err) {
-			return res, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeUndeliverable, err)
+			return res, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeUndeliverable, nil)
 		}
 		return res, err
 	}
@@ -240,7 +240,7 @@ type VerifyResult struct {
 func (a *Activities) VerifyFinding(ctx context.Context, in VerifyInput) (VerifyResult, error) {
 	box, _, _, err := finding.ParseFingerprint(in.Fingerprint)
 	if err != nil {
-		return VerifyResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidInput, err)
+		return VerifyResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidInput, nil)
 	}
 	refs, _, err := a.analyzeBox(ctx, box, a.Settings.Window)
 	if err != nil {
@@ -265,7 +265,7 @@ type SetStatusInput struct {
 func (a *Activities) SetFindingStatus(ctx context.Context, in SetStatusInput) error {
 	err := a.Store.SetFindingStatus(ctx, in.Fingerprint, in.Status, in.Note)
 	if errors.Is(err, store.ErrNotFound) {
-		return temporal.NewNonRetryableApplicationError("set status: no finding "+in.Fingerprint, ErrTypeUnknownFinding, err)
+		return temporal.NewNonRetryableApplicationError("set status: no finding "+in.Fingerprint, ErrTypeUnknownFinding, nil)
 	}
 	return err
 }

@@ -152,6 +152,8 @@ func (c *cli) ingestOne(ctx context.Context, tc client.Client, path string, wait
 		TaskQueue:                c.cfg.Queues.Main,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		// A completed run of the same content is reported, not re-run.
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
 	}
 	run, err := tc.ExecuteWorkflow(ctx, opts, workflows.IngestTelemetry, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted

@@ -53,6 +53,11 @@ func TestIngestTelemetryStoresThenAnalyses(t *testing.T) {
 			return res, nil
 		})
 
+	env.OnActivity(a.DispatchFindings, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.DispatchInput) (activities.DispatchResult, error) {
+			return activities.DispatchResult{Signalled: len(in.Findings)}, nil
+		})
+
 	env.ExecuteWorkflow(IngestTelemetry, IngestInput{Path: "/d/b.csv", BatchID: "abc"})
 	require.True(t, env.IsWorkflowCompleted())
 	require.NoError(t, env.GetWorkflowError())
@@ -60,7 +65,7 @@ func TestIngestTelemetryStoresThenAnalyses(t *testing.T) {
 	require.NoError(t, env.GetWorkflowResult(&out))
 	require.Equal(t, summary, out.Batch)
 	require.NotNil(t, out.Analysis)
-	require.Equal(t, AnalyzeResult{Boxes: 3, Analysed: 3, Findings: 3, NewFindings: 1, BySeverity: map[string]int{"critical": 3}}, *out.Analysis)
+	require.Equal(t, AnalyzeResult{Boxes: 3, Analysed: 3, Findings: 3, NewFindings: 1, BySeverity: map[string]int{"critical": 3}, Remediations: 3}, *out.Analysis)
 	require.ElementsMatch(t, [][]string{{"box-1", "box-2"}, {"box-3"}}, shards)
 }
 
@@ -77,9 +82,14 @@ func TestIngestTelemetryBadBatchFailsWithoutRetry(t *testing.T) {
 	require.True(t, env.IsWorkflowCompleted())
 	err := env.GetWorkflowError()
 	require.Error(t, err)
-	var app *temporal.ApplicationError
-	require.True(t, errors.As(err, &app))
-	require.Equal(t, activities.ErrTypeInvalidTelemetry, app.Type())
+	var inner *temporal.ApplicationError
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if app, ok := e.(*temporal.ApplicationError); ok {
+			inner = app
+		}
+	}
+	require.NotNil(t, inner)
+	require.Equal(t, activities.ErrTypeInvalidTelemetry, inner.Type())
 	require.Contains(t, err.Error(), `bad.csv:1: header "a,b,c"`)
 	require.Equal(t, 1, calls, "a malformed batch must not be retried")
 }

@@ -63,7 +63,7 @@ func remediateEnv(t *testing.T, present func() bool, sendErr func(in activities.
 		})
 	env.OnActivity(a.VerifyFinding, mock.Anything, mock.Anything).Return(
 		func(context.Context, activities.VerifyInput) (activities.VerifyResult, error) {
-			return activities.VerifyResult{Present: present(), Severity: finding.Critical}, nil
+			return activities.VerifyResult{Present: present()}, nil
 		})
 	statuses := &[]finding.Status{}
 	var mu sync.Mutex
@@ -83,7 +83,9 @@ func TestRemediateRemindsEscalatesAndResolves(t *testing.T) {
 	// The problem is present for the first 60 hours, then gone.
 	env, log, statuses := remediateEnv(t, func() bool { return env.Now().Sub(start) < 60*time.Hour }, nil)
 	start = env.Now()
-	env.SignalWorkflow(SignalEvidence, EvidenceSignal{Severity: finding.Critical, DetectedAt: start})
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(SignalEvidence, EvidenceSignal{Severity: finding.Critical, DetectedAt: start})
+	}, 0)
 	env.ExecuteWorkflow(Remediate, RemediateInput{Fingerprint: fp})
 	require.True(t, env.IsWorkflowCompleted())
 	require.NoError(t, env.GetWorkflowError())
@@ -109,7 +111,7 @@ func TestRemediateAckStopsRemindersAndResolveVerifies(t *testing.T) {
 	var env *testsuite.TestWorkflowEnvironment
 	fixed := false
 	env, log, statuses := remediateEnv(t, func() bool { return !fixed }, nil)
-	env.SignalWorkflow(SignalEvidence, EvidenceSignal{Severity: finding.Warning})
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalEvidence, EvidenceSignal{Severity: finding.Warning}) }, 0)
 	env.RegisterDelayedCallback(func() {
 		env.SignalWorkflow(SignalAck, AckSignal{By: "alice", Note: "on it"})
 	}, 2*time.Hour)
