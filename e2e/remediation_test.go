@@ -177,8 +177,9 @@ func TestEmailPermanentFailureIsRecorded(t *testing.T) {
 }
 
 // TestWorkerCrashAfterSendDoesNotResend kills the worker process right after
-// the SMTP server accepted the notification; a new worker carries the
-// remediation on (ack, resolve) and the first Message-ID is delivered once.
+// the notification was sent and recorded, possibly before Temporal heard the
+// activity complete; a new worker carries the remediation on (resolve) and
+// the first Message-ID is delivered once.
 func TestWorkerCrashAfterSendDoesNotResend(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	writeFleet(t, h)
@@ -186,8 +187,15 @@ func TestWorkerCrashAfterSendDoesNotResend(t *testing.T) {
 	h.starter("ingest", faultyBatch(t, h))
 	msgs := h.smtp.WaitMessages(1, time.Minute)
 	require.Len(t, msgs, 1)
-	w.kill()
 	firstID := msgs[0].Header.Get("Message-Id")
+	// Kill the worker once the send step has recorded the message (the relay
+	// accepted it), before the workflow's next step is known to have run.
+	st := h.openStore()
+	require.Eventually(t, func() bool {
+		sent, err := st.EmailSent(context.Background(), firstID)
+		return err == nil && sent
+	}, 30*time.Second, 5*time.Millisecond)
+	w.kill()
 
 	h.startWorker("main,analysis,email")
 	h.starter("resolve", latencyFP, "--by", "bob")
