@@ -30,4 +30,5 @@ func recordHistory(t *testing.T, h *harness, workflowID, name string) {
 	data, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&hist)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, name+".json"), data, 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, name+".id"), []byte(workflowID+"\n"), 0o644))
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -31,7 +32,18 @@ func TestReplayRecordedHistories(t *testing.T) {
 			r.RegisterWorkflow(AnalyzeBoxes)
 			r.RegisterWorkflow(FleetScan)
 			r.RegisterWorkflowWithOptions(Remediate, workflow.RegisterOptions{Name: activities.RemediateWorkflowType})
-			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f))
+			// The workflow id is kept beside the history (<name>.id): ids of
+			// children derive from it, so replay must use the original one.
+			id, err := os.ReadFile(strings.TrimSuffix(f, ".json") + ".id")
+			require.NoError(t, err, "every recorded history needs its workflow id in a .id file")
+			data, err := os.Open(f)
+			require.NoError(t, err)
+			defer data.Close()
+			hist, err := client.HistoryFromJSON(data, client.HistoryJSONOptions{})
+			require.NoError(t, err)
+			require.NoError(t, r.ReplayWorkflowHistoryWithOptions(nil, hist, worker.ReplayWorkflowHistoryOptions{
+				OriginalExecution: workflow.Execution{ID: strings.TrimSpace(string(id)), RunID: "replay"},
+			}))
 		})
 	}
 	for _, typ := range []string{"IngestTelemetry", "AnalyzeBoxes", "FleetScan", "Remediate"} {
