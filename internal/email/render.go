@@ -164,7 +164,8 @@ func newView(m Message, points []finding.Point, hasChart bool) view {
 		Footer:      fmt.Sprintf("sanwatch %s, message %d of thread %s", m.Kind, m.Step, fp),
 	}
 	if m.WorkflowID != "" {
-		v.AckTemporal = "temporal workflow signal --workflow-id " + shellQuote(m.WorkflowID) + " --name " + AckSignal
+		v.AckTemporal = "temporal workflow signal --workflow-id " + shellQuote(m.WorkflowID) + " --name " + AckSignal +
+			` --input '{"by": "your name"}'`
 	}
 	if w := f.Evidence; !w.WindowStart.IsZero() || !w.WindowEnd.IsZero() {
 		v.Window = formatTime(w.WindowStart) + " to " + formatTime(w.WindowEnd)

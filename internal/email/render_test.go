@@ -57,7 +57,7 @@ func TestRenderText(t *testing.T) {
 		"Time to impact: 5 days 6 hours (around 2026-03-06T18:00:00Z)",
 		"Detected at:    2026-03-01T12:00:00Z",
 		"  starter ack box-0042/capacity_forecast/pool/ssd_r6",
-		"  or: temporal workflow signal --workflow-id remediate/box-0042/capacity_forecast/pool/ssd_r6 --name ack",
+		"  or: temporal workflow signal --workflow-id remediate/box-0042/capacity_forecast/pool/ssd_r6 --name ack --input '{\"by\": \"your name\"}'",
 	} {
 		require.Contains(t, r.Text, want)
 	}
