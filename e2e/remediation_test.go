@@ -99,6 +99,10 @@ func TestRemediationLifecycle(t *testing.T) {
 	require.Contains(t, out, latencyFP)
 	require.Contains(t, out, workflows.PhaseWaiting)
 
+	out, code := h.run("starter", "check")
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, "SANWATCH WARNING - 1 warning findings not acknowledged | critical=0 warning=1")
+
 	out = h.starter("ack", latencyFP, "--by", "alice", "--note", "moving the volume")
 	require.Contains(t, out, `sent "ack"`)
 	require.Eventually(t, func() bool { return remediationState(t, h).Acked }, 10*time.Second, 100*time.Millisecond)
@@ -107,6 +111,7 @@ func TestRemediationLifecycle(t *testing.T) {
 	f, err := acts.Store.Finding(context.Background(), latencyFP)
 	require.NoError(t, err)
 	require.Equal(t, finding.StatusAcknowledged, f.Status)
+	require.Contains(t, h.starter("check"), "SANWATCH OK - no unacknowledged findings")
 
 	// The fault is still in the data: verification keeps it open.
 	time.Sleep(3 * time.Second)
@@ -131,7 +136,7 @@ func TestRemediationLifecycle(t *testing.T) {
 	require.Equal(t, finding.StatusResolved, f.Status)
 
 	// A signal for a fingerprint with no remediation is a clear error.
-	out, code := h.run("starter", "ack", "box-0001/latency_anomaly/volume/nope")
+	out, code = h.run("starter", "ack", "box-0001/latency_anomaly/volume/nope")
 	require.Equal(t, 1, code)
 	require.Contains(t, out, "no open remediation for this fingerprint")
 	out, code = h.run("starter", "ack", "not-a-fingerprint")

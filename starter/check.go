@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sanwatch/sanwatch/internal/finding"
+	"github.com/sanwatch/sanwatch/internal/store"
+)
+
+// Nagios/Monit plugin exit codes.
+const (
+	checkOK       = 0
+	checkWarning  = 1
+	checkCritical = 2
+	checkUnknown  = 3
+)
+
+func (c *cli) checkCmd() *cobra.Command {
+	var temporal bool
+	cmd := &cobra.Command{
+		Use:   "check",
+		Short: "Nagios/Monit check: exit 0 OK, 1 WARNING, 2 CRITICAL (open findings), 3 UNKNOWN (sanwatch unreachable)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), 20*time.Second)
+			defer cancel()
+			code, msg := c.check(ctx, temporal)
+			fmt.Fprintln(c.stdout, msg)
+			if code != checkOK {
+				return &exitError{code: code, err: fmt.Errorf("check: %s", msg)}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&temporal, "temporal", true, "also check that the Temporal frontend answers")
+	return cmd
+}
+
+// check returns the plugin exit code and its one-line status.
+func (c *cli) check(ctx context.Context, temporal bool) (int, string) {
+	st, err := c.openStore(ctx)
+	if err != nil {
+		return checkUnknown, "SANWATCH UNKNOWN - store: " + err.Error()
+	}
+	defer st.Close()
+	if temporal {
+		tc, err := c.dial(ctx)
+		if err != nil {
+			return checkUnknown, "SANWATCH UNKNOWN - " + err.Error()
+		}
+		_, err = tc.CheckHealth(ctx, nil)
+		tc.Close()
+		if err != nil {
+			return checkUnknown, "SANWATCH UNKNOWN - temporal health: " + err.Error()
+		}
+	}
+	counts := map[finding.Severity]int{}
+	for _, status := range []finding.Status{finding.StatusOpen, finding.StatusUndeliverable} {
+		fs, err := st.Findings(ctx, store.FindingQuery{Status: status, MinSeverity: finding.Warning})
+		if err != nil {
+			return checkUnknown, "SANWATCH UNKNOWN - findings: " + err.Error()
+		}
+		for _, f := range fs {
+			counts[f.Severity]++
+		}
+	}
+	perf := fmt.Sprintf("critical=%d warning=%d", counts[finding.Critical], counts[finding.Warning])
+	switch {
+	case counts[finding.Critical] > 0:
+		return checkCritical, fmt.Sprintf("SANWATCH CRITICAL - %d critical, %d warning findings not acknowledged | %s", counts[finding.Critical], counts[finding.Warning], perf)
+	case counts[finding.Warning] > 0:
+		return checkWarning, fmt.Sprintf("SANWATCH WARNING - %d warning findings not acknowledged | %s", counts[finding.Warning], perf)
+	}
+	return checkOK, "SANWATCH OK - no unacknowledged findings | " + perf
+}
