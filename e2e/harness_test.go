@@ -27,6 +27,7 @@ import (
 	"github.com/sanwatch/sanwatch/internal/app"
 	"github.com/sanwatch/sanwatch/internal/email/smtptest"
 	"github.com/sanwatch/sanwatch/internal/store"
+	"github.com/sanwatch/sanwatch/internal/store/storetest"
 )
 
 // binDir holds the worker and starter binaries built once for the package.
@@ -71,6 +72,7 @@ type harness struct {
 // harnessOptions tune the config the harness writes.
 type harnessOptions struct {
 	extraYAML string // appended to the generated sanwatch.yaml
+	postgres  bool   // use the PostgreSQL store (a fresh schema) instead of SQLite
 }
 
 func newHarness(t *testing.T, o harnessOptions) *harness {
@@ -78,12 +80,15 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	ts := temporaltest.NewServer(temporaltest.WithT(t))
 	h := &harness{t: t, ts: ts, c: ts.GetDefaultClient(), dir: t.TempDir(), smtp: smtptest.Start(t)}
 	h.cfgPath = filepath.Join(h.dir, "sanwatch.yaml")
+	storeYAML := fmt.Sprintf("driver: sqlite\n  path: %s", filepath.Join(h.dir, "sanwatch.db"))
+	if o.postgres {
+		storeYAML = fmt.Sprintf("driver: postgres\n  dsn: %q", storetest.PostgresSchema(t))
+	}
 	yaml := fmt.Sprintf(`temporal:
   address: %s
   namespace: %s
 store:
-  driver: sqlite
-  path: %s
+  %s
 inventory: %s
 advisories: %s
 ingest:
@@ -103,7 +108,7 @@ remediation:
   verify_every: 1s
 worker:
   metrics_addr: ""
-%s`, ts.GetFrontendHostPort(), ts.GetDefaultNamespace(), filepath.Join(h.dir, "sanwatch.db"),
+%s`, ts.GetFrontendHostPort(), ts.GetDefaultNamespace(), storeYAML,
 		filepath.Join(h.dir, "sim", "fleet.yaml"), filepath.Join(repoRoot, "config", "advisories.yaml"),
 		h.dir, h.smtp.Port(), o.extraYAML)
 	require.NoError(t, os.WriteFile(h.cfgPath, []byte(yaml), 0o600))
@@ -159,9 +164,11 @@ func cleanEnv() []string {
 
 // proc is a worker subprocess.
 type proc struct {
-	cmd *exec.Cmd
-	mu  sync.Mutex
-	out bytes.Buffer
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	out  bytes.Buffer
+	done chan struct{} // closed when the process has exited
+	err  error         // its exit error, valid after done
 }
 
 func (p *proc) Write(b []byte) (int, error) {
@@ -177,23 +184,24 @@ func (p *proc) Output() string {
 	return p.out.String()
 }
 
-// startWorker starts a worker subprocess serving queues; it is killed at cleanup.
-func (h *harness) startWorker(queues string) *proc {
+// startWorker starts a worker subprocess serving queues; it is stopped at cleanup.
+func (h *harness) startWorker(queues string, args ...string) *proc {
 	h.t.Helper()
-	p := &proc{}
-	p.cmd = exec.Command(filepath.Join(binDir, "worker"), "--config", h.cfgPath, "--queues", queues, "--set", "log.level=debug")
+	p := &proc{done: make(chan struct{})}
+	args = append([]string{"--config", h.cfgPath, "--queues", queues, "--set", "log.level=debug"}, args...)
+	p.cmd = exec.Command(filepath.Join(binDir, "worker"), args...)
 	p.cmd.Dir = h.dir
 	p.cmd.Env = cleanEnv()
 	p.cmd.Stdout, p.cmd.Stderr = p, p
 	require.NoError(h.t, p.cmd.Start())
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
 	h.t.Cleanup(func() {
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = p.cmd.Wait(); close(done) }()
 		select {
-		case <-done:
+		case <-p.done:
 		case <-time.After(20 * time.Second):
 			_ = p.cmd.Process.Kill()
+			<-p.done
 		}
 	})
 	return p

@@ -15,10 +15,11 @@ import (
 )
 
 // TestFleetScanSurvivesAKilledAnalysisWorker runs a FleetScan on two analysis
-// worker processes, kills one of them mid-scan, and checks that both did
-// shards, the scan completed, and every box was analysed exactly once.
+// worker processes sharing the PostgreSQL store (the multi-host setup), kills
+// one of them mid-scan, and checks that both did shards, the scan completed,
+// and every box was analysed exactly once.
 func TestFleetScanSurvivesAKilledAnalysisWorker(t *testing.T) {
-	h := newHarness(t, harnessOptions{})
+	h := newHarness(t, harnessOptions{postgres: true})
 	h.starter("simulate", "--boxes", "24", "--hours", "48", "--faults", "9", "--seed", "3", "--out", filepath.Join(h.dir, "sim"))
 	h.startWorker("main,email")
 	w1 := h.startWorker("analysis")
