@@ -21,6 +21,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -53,6 +54,7 @@ type options struct {
 	quick               bool
 	ingestSamples       int
 	scanBoxes           int
+	scanRounds          int
 	scaleBoxes          int
 	latencyBatches      int
 	latencyParallel     int
@@ -62,6 +64,7 @@ type options struct {
 	scaleShardSize      int
 	scaleMaxInFlight    int
 	postgresDSN         string
+	cpuProfile          string
 	progress            io.Writer // where progress lines go (stderr)
 }
 
@@ -78,14 +81,16 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.quick, "quick", false, "small sizes (the smoke test): seconds instead of minutes")
 	fs.IntVar(&o.ingestSamples, "ingest-samples", 1_500_000, "samples in the ingest batch")
 	fs.IntVar(&o.scanBoxes, "scan-boxes", 10_000, "boxes of the scan comparison (41 series x 288 points each)")
+	fs.IntVar(&o.scanRounds, "scan-rounds", 3, "alternating rounds of the scan comparison (the best time of each path is kept)")
 	fs.IntVar(&o.scaleBoxes, "scale-boxes", 100_000, "boxes of the scale scan (2 series x 24 points each)")
 	fs.IntVar(&o.latencyBatches, "latency-batches", 200, "batches of the latency measure (one box each)")
 	fs.IntVar(&o.latencyParallel, "latency-parallel", 4, "batches in flight at once in the latency measure")
-	fs.IntVar(&o.shardSize, "shard-size", 25, "boxes per analysis activity in the scan comparison")
+	fs.IntVar(&o.shardSize, "shard-size", 100, "boxes per analysis activity in the scan comparison")
 	fs.IntVar(&o.maxInFlight, "max-in-flight", 4, "shard activities FleetScan keeps in flight in the scan comparison")
 	fs.IntVar(&o.analysisConcurrency, "analysis-concurrency", 2, "analysis activities a worker runs at once = in-process goroutines")
 	fs.IntVar(&o.scaleShardSize, "scale-shard-size", 25, "boxes per analysis activity in the scale scan")
 	fs.IntVar(&o.scaleMaxInFlight, "scale-max-in-flight", 8, "shard activities in flight in the scale scan")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
 		return o, fmt.Errorf("parse flags: %w", err)
 	}
@@ -97,9 +102,9 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	if o.quick {
 		quick := map[string]*int{
 			"ingest-samples": &o.ingestSamples, "scan-boxes": &o.scanBoxes, "scale-boxes": &o.scaleBoxes,
-			"latency-batches": &o.latencyBatches,
+			"latency-batches": &o.latencyBatches, "scan-rounds": &o.scanRounds, "shard-size": &o.shardSize,
 		}
-		sizes := map[string]int{"ingest-samples": 20_000, "scan-boxes": 150, "scale-boxes": 1_500, "latency-batches": 6}
+		sizes := map[string]int{"ingest-samples": 20_000, "scan-boxes": 150, "scale-boxes": 1_500, "latency-batches": 6, "scan-rounds": 1, "shard-size": 25}
 		for name, p := range quick {
 			if !set[name] {
 				*p = sizes[name]
@@ -118,7 +123,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		o.only[s] = true
 	}
 	for name, v := range map[string]int{
-		"ingest-samples": o.ingestSamples, "scan-boxes": o.scanBoxes, "scale-boxes": o.scaleBoxes,
+		"ingest-samples": o.ingestSamples, "scan-boxes": o.scanBoxes, "scan-rounds": o.scanRounds, "scale-boxes": o.scaleBoxes,
 		"latency-batches": o.latencyBatches, "latency-parallel": o.latencyParallel, "shard-size": o.shardSize,
 		"max-in-flight": o.maxInFlight, "analysis-concurrency": o.analysisConcurrency,
 		"scale-shard-size": o.scaleShardSize, "scale-max-in-flight": o.scaleMaxInFlight,
@@ -167,6 +172,17 @@ func run(ctx context.Context, args []string, out, stderr io.Writer) error {
 	o, err := parseOptions(args, stderr)
 	if err != nil {
 		return err
+	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("create cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("start cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	m := machine()
 	rep := &report{}

@@ -64,23 +64,27 @@ func faultOf(i int) string {
 	return faultNone
 }
 
-// synthBox generates one box's window deterministically from its id: every
-// series of s, ending at end (exclusive), ordered by component, metric, time
-// as store.Window returns them.
-func synthBox(id string, fault string, s shape, end time.Time) []telemetry.Sample {
+// seriesSpec is one synthetic series: its name and its value at point i.
+type seriesSpec struct {
+	component, metric string
+	value             func(i int) float64
+}
+
+// synthBox generates one box's series deterministically from its id: every
+// series of s, its last point one step before end, keeping the points with
+// from <= time < to, ordered by component, metric, time as store.Window
+// returns them. The samples are generated in that order (no sorting), so the
+// generator stays cheap next to the analysis it feeds.
+func synthBox(id string, fault string, s shape, end, from, to time.Time) []telemetry.Sample {
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(id))
 	r := rand.New(rand.NewPCG(h.Sum64(), 0x5a17))
 	n := s.Points
 	start := end.Add(-time.Duration(n) * step)
 	tail := max(6, n/24) // points a fault covers at the end of the window
-	out := make([]telemetry.Sample, 0, n*s.Series())
+	specs := make([]seriesSpec, 0, s.Series())
 	add := func(component, metric string, v func(i int) float64) {
-		for i := range n {
-			out = append(out, telemetry.Sample{
-				Time: start.Add(time.Duration(i) * step), Box: id, Component: component, Metric: metric, Value: v(i),
-			})
-		}
+		specs = append(specs, seriesSpec{component, metric, v})
 	}
 	noise := func(base, rel float64) func(int) float64 {
 		return func(int) float64 { return base * (1 + rel*(r.Float64()*2-1)) }
@@ -136,12 +140,29 @@ func synthBox(id string, fault string, s shape, end time.Time) []telemetry.Sampl
 			add(comp, telemetry.VolumeWriteLatencyMs, noise(lat*1.3, 0.04))
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].Component != out[j].Component {
-			return out[i].Component < out[j].Component
+	sort.Slice(specs, func(i, j int) bool {
+		if specs[i].component != specs[j].component {
+			return specs[i].component < specs[j].component
 		}
-		return out[i].Metric < out[j].Metric
+		return specs[i].metric < specs[j].metric
 	})
+
+	// The points inside [from, to): indexes lo <= i < hi.
+	lo, hi := 0, n
+	for lo < n && start.Add(time.Duration(lo)*step).Before(from) {
+		lo++
+	}
+	for hi > lo && !start.Add(time.Duration(hi-1)*step).Before(to) {
+		hi--
+	}
+	out := make([]telemetry.Sample, 0, len(specs)*(hi-lo))
+	for _, sp := range specs {
+		for i := lo; i < hi; i++ {
+			out = append(out, telemetry.Sample{
+				Time: start.Add(time.Duration(i) * step), Box: id, Component: sp.component, Metric: sp.metric, Value: sp.value(i),
+			})
+		}
+	}
 	return out
 }
 
@@ -210,14 +231,7 @@ func (s *synthStore) Window(_ context.Context, box string, from, to time.Time) (
 	if !ok {
 		return nil, nil
 	}
-	all := synthBox(box, faultOf(i), s.shape, s.end)
-	out := all[:0]
-	for _, x := range all {
-		if !x.Time.Before(from) && x.Time.Before(to) {
-			out = append(out, x)
-		}
-	}
-	return out, nil
+	return synthBox(box, faultOf(i), s.shape, s.end, from, to), nil
 }
 
 // LatestSample returns the time of the last generated point of a known box.

@@ -44,7 +44,7 @@ var keys = []key{
 	{"ingest.chunk_rows", 5000},
 	{"ingest.max_errors", 20},
 	{"analysis.window", 48 * time.Hour},
-	{"analysis.shard_size", 25},
+	{"analysis.shard_size", 100},
 	{"analysis.max_in_flight", 4},
 	{"worker.queues", []string{QueueMain, QueueAnalysis, QueueEmail}},
 	{"worker.metrics_addr", "127.0.0.1:9090"},

@@ -60,7 +60,7 @@ func loadSettings(ctx workflow.Context) (activities.Settings, error) {
 		s.EmailQueue = EmailTaskQueue
 	}
 	if s.ShardSize <= 0 {
-		s.ShardSize = 25
+		s.ShardSize = 100
 	}
 	if s.MaxInFlight <= 0 {
 		s.MaxInFlight = 4
