@@ -1,6 +1,8 @@
 package activities
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"os"
@@ -130,6 +132,22 @@ func TestStoreBatch(t *testing.T) {
 			require.Contains(t, err.Error(), tc.msg)
 		})
 	}
+	// A truncated gzip stream is bad content: quarantined at once, not retried.
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, err = zw.Write([]byte(latencyCSV("box-0002")))
+	require.NoError(t, err)
+	require.NoError(t, zw.Close())
+	trunc := f.write(t, "trunc.csv.gz", string(gz.Bytes()[:gz.Len()/2]))
+	_, err = f.env.ExecuteActivity(f.acts.StoreBatch, StoreBatchInput{Path: trunc})
+	require.Equal(t, ErrTypeInvalidTelemetry, appErrType(err))
+	require.Contains(t, err.Error(), "trunc.csv.gz")
+	tid, err := HashFile(trunc)
+	require.NoError(t, err)
+	tb, err := f.acts.Store.Batch(context.Background(), tid)
+	require.NoError(t, err)
+	require.Equal(t, store.BatchQuarantined, tb.Status)
+
 	// A quarantined batch is recorded, with nothing applied.
 	id, err := HashFile(filepath.Join(f.dir, "bad.csv"))
 	require.NoError(t, err)

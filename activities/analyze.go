@@ -111,7 +111,15 @@ func (a *Activities) analyzeBox(ctx context.Context, id string, window time.Dura
 	}
 	found, err := a.Engine.Analyze(ctx, w)
 	if err != nil {
-		return nil, hadData, err
+		if ctx.Err() != nil {
+			return nil, hadData, ctx.Err()
+		}
+		// An external analyzer failed: its error names it; the built-in
+		// findings and the other analyzers' still count.
+		activity.GetLogger(ctx).Warn("external analyzer failed", "box", id, "error", err)
+		if a.Metrics != nil {
+			a.Metrics.ExternalFailures.WithLabelValues("any").Inc()
+		}
 	}
 	refs := make([]FindingRef, 0, len(found))
 	for _, f := range found {

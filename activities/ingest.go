@@ -1,6 +1,8 @@
 package activities
 
 import (
+	"compress/flate"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -105,10 +107,13 @@ func (a *Activities) StoreBatch(ctx context.Context, in StoreBatchInput) (BatchS
 		ChunkSize:     a.Ingest.ChunkRows,
 	}
 
-	// Pass 1: validate and hash.
-	res, id, err := parseFile(path, opts, nil)
+	// Pass 1: validate and hash (heartbeating: a large batch takes a while).
+	res, id, err := parseFile(path, opts, func([]telemetry.Sample) error {
+		activity.RecordHeartbeat(ctx, "validating")
+		return nil
+	})
 	if err != nil {
-		if errors.Is(err, telemetry.ErrNotTelemetry) {
+		if errors.Is(err, telemetry.ErrNotTelemetry) || corruptContent(err) {
 			a.quarantine(ctx, path, id, res, err.Error())
 			return BatchSummary{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidTelemetry, nil)
 		}
@@ -175,6 +180,14 @@ func (a *Activities) StoreBatch(ctx context.Context, in StoreBatchInput) (BatchS
 	activity.GetLogger(ctx).Info("batch stored", "batch", id[:16], "path", path,
 		"accepted", res2.Accepted, "rejected", res2.Rejected, "boxes", len(res2.Boxes))
 	return summaryOf(b), nil
+}
+
+// corruptContent reports whether a read error comes from the batch's bytes
+// (a corrupt or truncated gzip stream), which no retry can fix.
+func corruptContent(err error) bool {
+	var flateErr flate.CorruptInputError
+	return errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &flateErr)
 }
 
 // parseFile parses path, hashing the raw bytes as they are read.

@@ -139,6 +139,14 @@ func TestRemediationLifecycle(t *testing.T) {
 	out, code = h.run("starter", "ack", "box-0001/latency_anomaly/volume/nope")
 	require.Equal(t, 1, code)
 	require.Contains(t, out, "no open remediation for this fingerprint")
+	// The Nagios check says UNKNOWN (3) when it cannot look, never OK.
+	out, code = h.run("starter", "check", "--set", "store.path="+filepath.Join(h.dir, "missing", "x.db"))
+	require.Equal(t, 3, code, out)
+	require.Contains(t, out, "SANWATCH UNKNOWN - store:")
+	out, code = h.run("starter", "check", "--set", "smtp.port=70000")
+	require.Equal(t, 3, code, out)
+	require.Contains(t, out, "config: smtp.port = 70000: must be 1-65535")
+
 	out, code = h.run("starter", "ack", "not-a-fingerprint")
 	require.Equal(t, 1, code)
 	require.Contains(t, out, `parse fingerprint "not-a-fingerprint": want box/rule/component`)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -42,6 +43,12 @@ func (c *cli) checkCmd() *cobra.Command {
 
 // check returns the plugin exit code and its one-line status.
 func (c *cli) check(ctx context.Context, temporal bool) (int, string) {
+	if c.cfg.Store.Driver == "sqlite" {
+		// Opening a missing SQLite file would create an empty store and say OK.
+		if _, err := os.Stat(c.cfg.Store.Path); err != nil {
+			return checkUnknown, "SANWATCH UNKNOWN - store: " + err.Error()
+		}
+	}
 	st, err := c.openStore(ctx)
 	if err != nil {
 		return checkUnknown, "SANWATCH UNKNOWN - store: " + err.Error()

@@ -247,6 +247,14 @@ func (c *cli) printOutcome(o batchOutcome, wait bool) {
 		for _, e := range b.Errors {
 			fmt.Fprintf(w, "     rejected %s\n", e)
 		}
+		if an := o.Result.Analysis; an != nil {
+			for _, e := range an.FailedShards {
+				fmt.Fprintf(w, "     failed shard %s\n", e)
+			}
+			for _, e := range an.DispatchErrors {
+				fmt.Fprintf(w, "     remediation hand-off failed: %s\n", e)
+			}
+		}
 		if len(b.UnknownBoxes) > 0 {
 			fmt.Fprintf(w, "     warning: boxes not in the inventory (samples kept): %s\n", strings.Join(b.UnknownBoxes, ", "))
 		}

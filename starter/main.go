@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -47,6 +48,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "starter:", err)
 		if e, ok := err.(*exitError); ok {
 			return e.code
+		}
+		if isCheck(args) {
+			return checkUnknown // a plugin that cannot run reports UNKNOWN, never WARNING
 		}
 		return 1
 	}
@@ -104,4 +108,9 @@ func (c *cli) configCmd() *cobra.Command {
 			return err
 		},
 	}
+}
+
+// isCheck reports whether the command line runs `starter check`.
+func isCheck(args []string) bool {
+	return slices.Contains(args, "check")
 }

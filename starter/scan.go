@@ -74,7 +74,9 @@ func (c *cli) scanCmd() *cobra.Command {
 				return err
 			}
 			defer tc.Close()
-			run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: c.cfg.Queues.Main}, workflows.FleetScan, in)
+			run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+				ID: id, TaskQueue: c.cfg.Queues.Main, WorkflowExecutionErrorWhenAlreadyStarted: true,
+			}, workflows.FleetScan, in)
 			if err != nil {
 				return fmt.Errorf("start scan: %w", err)
 			}

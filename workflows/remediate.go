@@ -135,6 +135,13 @@ func (r *remediation) run(in RemediateInput) (RemediationState, error) {
 		}
 		if workflow.GetInfo(ctx).GetCurrentHistoryLength() > historyLimit {
 			r.drainSignals()
+			if r.resolveRequested { // a resolve drained here is acted on, not carried as a flag
+				r.resolveRequested = false
+				r.verify(true)
+				if r.st.Phase == PhaseResolved {
+					return r.st, nil
+				}
+			}
 			st := r.st
 			return st, workflow.NewContinueAsNewError(ctx, Remediate, RemediateInput{Fingerprint: st.Fingerprint, State: &st})
 		}
@@ -168,8 +175,8 @@ func (r *remediation) waitOnce() {
 	}
 	switch what {
 	case "escalate":
-		r.st.Escalated = true
-		r.send(activities.EmailEscalation, "")
+		// A failed escalation (relay down for smtp.retry_for) is tried again.
+		r.st.Escalated = r.send(activities.EmailEscalation, "")
 	case "remind":
 		kind := activities.EmailReminder
 		if r.st.EmailsSent == 0 {
@@ -214,7 +221,9 @@ func (r *remediation) verifyAt(now time.Time) time.Time {
 	}
 	at := last.Add(r.s.VerifyEvery)
 	if !r.st.ClearSince.IsZero() {
-		if end := r.st.ClearSince.Add(r.s.ResolveAfter); end.Before(at) {
+		// The end of the resolve window, unless a verification already ran at
+		// or after it (and failed): then the normal interval applies.
+		if end := r.st.ClearSince.Add(r.s.ResolveAfter); end.Before(at) && end.After(last) {
 			at = end
 		}
 	}
