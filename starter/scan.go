@@ -174,8 +174,11 @@ func (c *cli) printScanReport(r store.ScanReport) {
 	if len(sev) > 0 {
 		fmt.Fprintf(w, " (%s)", strings.Join(sev, " "))
 	}
-	fmt.Fprintf(w, "\nruns:      %d\n", r.Runs)
+	fmt.Fprintf(w, "\nremediations: %d\nruns:      %d\n", r.Remediations, r.Runs)
 	for _, f := range r.FailedShards {
 		fmt.Fprintf(w, "failed shard: %s\n", f)
+	}
+	for _, e := range r.DispatchErrors {
+		fmt.Fprintf(w, "remediation hand-off failed: %s\n", e)
 	}
 }

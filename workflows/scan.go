@@ -146,6 +146,7 @@ func FleetScan(ctx workflow.Context, in FleetScanInput) (store.ScanReport, error
 		ID: st.ScanID, Selector: in.Selector.String(), StartedAt: st.StartedAt, FinishedAt: workflow.Now(ctx),
 		Boxes: st.Total, Analysed: st.Result.Analysed, Findings: st.Result.Findings,
 		BySeverity: st.Result.BySeverity, FailedShards: st.Result.FailedShards, Runs: st.Runs,
+		Remediations: st.Result.Remediations, DispatchErrors: st.Result.DispatchErrors,
 	}
 	if err := workflow.ExecuteActivity(mctx, a.SaveScanReport, report).Get(ctx, nil); err != nil {
 		return report, fmt.Errorf("save scan report: %w", err)

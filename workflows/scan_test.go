@@ -96,6 +96,7 @@ func TestFleetScanAnalysesEveryBoxOnceAndReportsFailedShards(t *testing.T) {
 	require.Equal(t, 23, rep.Boxes)
 	require.Equal(t, 20, rep.Analysed)
 	require.Equal(t, 1, rep.Findings)
+	require.Equal(t, 1, rep.Remediations, "the finding was handed to remediation")
 	require.Equal(t, "site=par1", rep.Selector)
 	require.Len(t, rep.FailedShards, 1)
 	require.Contains(t, rep.FailedShards[0], "box-0007..box-0009 (3 boxes): ")

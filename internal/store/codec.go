@@ -362,6 +362,8 @@ type scanRow struct {
 	StartedAt, FinishedAt           *int64
 	Boxes, Analysed, Findings, Runs int64
 	BySeverity, FailedShards        string // JSON
+	Remediations                    int64
+	DispatchErrors                  string // JSON
 }
 
 func prepareScan(r ScanReport) (scanRow, error) {
@@ -372,6 +374,7 @@ func prepareScan(r ScanReport) (scanRow, error) {
 		ID: r.ID, Selector: r.Selector,
 		Boxes: int64(r.Boxes), Analysed: int64(r.Analysed), Findings: int64(r.Findings), Runs: int64(r.Runs),
 		BySeverity: "{}", FailedShards: encodeList(r.FailedShards),
+		Remediations: int64(r.Remediations), DispatchErrors: encodeList(r.DispatchErrors),
 	}
 	if len(r.BySeverity) > 0 {
 		b, _ := json.Marshal(r.BySeverity) // a map[string]int always marshals
@@ -392,6 +395,7 @@ func (row scanRow) report() (ScanReport, error) {
 		ID: row.ID, Selector: row.Selector,
 		StartedAt: fromOptNanos(row.StartedAt), FinishedAt: fromOptNanos(row.FinishedAt),
 		Boxes: int(row.Boxes), Analysed: int(row.Analysed), Findings: int(row.Findings), Runs: int(row.Runs),
+		Remediations: int(row.Remediations),
 	}
 	if row.BySeverity != "" && row.BySeverity != "{}" && row.BySeverity != "null" {
 		if err := json.Unmarshal([]byte(row.BySeverity), &r.BySeverity); err != nil {
@@ -400,6 +404,9 @@ func (row scanRow) report() (ScanReport, error) {
 	}
 	var err error
 	if r.FailedShards, err = decodeList(row.FailedShards, "failed shards of scan "+row.ID); err != nil {
+		return ScanReport{}, err
+	}
+	if r.DispatchErrors, err = decodeList(row.DispatchErrors, "dispatch errors of scan "+row.ID); err != nil {
 		return ScanReport{}, err
 	}
 	return r, nil
@@ -487,10 +494,11 @@ func (r *findingRow) dest() []any {
 }
 
 // scanCols are the columns a scanRow is scanned from, in order.
-const scanCols = `id, selector, started_at, finished_at, boxes, analysed, findings, runs, by_severity, failed_shards`
+const scanCols = `id, selector, started_at, finished_at, boxes, analysed, findings, runs, by_severity, failed_shards,
+	remediations, dispatch_errors`
 
 // dest returns the scan destinations of scanCols.
 func (r *scanRow) dest() []any {
 	return []any{&r.ID, &r.Selector, &r.StartedAt, &r.FinishedAt, &r.Boxes, &r.Analysed,
-		&r.Findings, &r.Runs, &r.BySeverity, &r.FailedShards}
+		&r.Findings, &r.Runs, &r.BySeverity, &r.FailedShards, &r.Remediations, &r.DispatchErrors}
 }

@@ -103,6 +103,9 @@ var sqliteMigrations = []string{
 		sent_at     BIGINT NOT NULL  -- unix nanoseconds
 	);
 	CREATE INDEX emails_fingerprint ON emails (fingerprint, sent_at);`,
+	// 3: scan reports count remediation hand-offs and their failures.
+	`ALTER TABLE scan_reports ADD COLUMN remediations BIGINT NOT NULL DEFAULT 0;
+	ALTER TABLE scan_reports ADD COLUMN dispatch_errors TEXT NOT NULL DEFAULT '[]';`,
 }
 
 // SQLite is the embedded Store: one database file in WAL mode. Writes go
@@ -566,14 +569,15 @@ func (s *SQLite) PutScanReport(ctx context.Context, rep ScanReport) error {
 		return err
 	}
 	_, err = s.w.ExecContext(ctx, `INSERT INTO scan_reports (id, selector, started_at, finished_at,
-			boxes, analysed, findings, runs, by_severity, failed_shards)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			boxes, analysed, findings, runs, by_severity, failed_shards, remediations, dispatch_errors)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET selector = excluded.selector, started_at = excluded.started_at,
 			finished_at = excluded.finished_at, boxes = excluded.boxes, analysed = excluded.analysed,
 			findings = excluded.findings, runs = excluded.runs, by_severity = excluded.by_severity,
-			failed_shards = excluded.failed_shards`,
+			failed_shards = excluded.failed_shards, remediations = excluded.remediations,
+			dispatch_errors = excluded.dispatch_errors`,
 		r.ID, r.Selector, r.StartedAt, r.FinishedAt, r.Boxes, r.Analysed, r.Findings, r.Runs,
-		r.BySeverity, r.FailedShards)
+		r.BySeverity, r.FailedShards, r.Remediations, r.DispatchErrors)
 	if err != nil {
 		return fmt.Errorf("put scan report %q: %w", rep.ID, err)
 	}

@@ -67,7 +67,11 @@ type ScanReport struct {
 	Findings     int            `json:"findings"`
 	BySeverity   map[string]int `json:"by_severity,omitempty"`
 	FailedShards []string       `json:"failed_shards,omitempty"` // "first..last: error"
-	Runs         int            `json:"runs"`                    // workflow runs (continue-as-new count + 1)
+	// Remediations counts findings handed to Remediate workflows; DispatchErrors
+	// lists hand-offs that failed (those findings reach remediation on the next detection).
+	Remediations   int      `json:"remediations"`
+	DispatchErrors []string `json:"dispatch_errors,omitempty"`
+	Runs           int      `json:"runs"` // workflow runs (continue-as-new count + 1)
 }
 
 // EmailRecord is one sent remediation email.
