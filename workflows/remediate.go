@@ -340,6 +340,11 @@ func (r *remediation) verify(requested bool) {
 	}
 	r.st.Phase = PhaseClearing
 	if requested || now.Sub(r.st.ClearSince) >= r.s.ResolveAfter {
+		// Evidence delivered meanwhile (a repeat detection) means it is not clear.
+		r.drainSignals()
+		if r.st.ClearSince.IsZero() {
+			return
+		}
 		r.send(activities.EmailResolved, fmt.Sprintf("verified clear since %s", r.st.ClearSince.UTC().Format(time.RFC3339)))
 		r.setStatus(finding.StatusResolved, "verified clear")
 		r.st.Phase = PhaseResolved
