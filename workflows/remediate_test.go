@@ -196,3 +196,17 @@ func TestRemediateRejectsEmptyFingerprint(t *testing.T) {
 	env.ExecuteWorkflow(Remediate, RemediateInput{})
 	require.ErrorContains(t, env.GetWorkflowError(), "input fingerprint is empty")
 }
+
+func TestRemediateRepeatDetectionRestartsTheResolveWindow(t *testing.T) {
+	var env *testsuite.TestWorkflowEnvironment
+	env, log, _ := remediateEnv(t, func() bool { return false }, nil)
+	// Clear from the first verification (1h), so it would resolve at 7h; a
+	// repeat detection at exactly 7h restarts the window.
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(SignalEvidence, EvidenceSignal{Severity: finding.Warning})
+	}, 7*time.Hour)
+	env.ExecuteWorkflow(Remediate, RemediateInput{Fingerprint: fp})
+	require.NoError(t, env.GetWorkflowError())
+	require.Equal(t, []string{"notify", "resolved"}, log.Kinds())
+	require.GreaterOrEqual(t, log.at[1].Sub(log.at[0]), 13*time.Hour, "resolved only after a full clear window after the detection")
+}
