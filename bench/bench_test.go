@@ -102,3 +102,32 @@ func leadingFloat(t *testing.T, values map[string]string, prefix string) float64
 	require.NoError(t, err, "%s = %q", measure, v)
 	return f
 }
+
+// TestServerFlag checks -server: the modes each section gets, and the error
+// for an unknown mode.
+func TestServerFlag(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		scan    []string
+		section string
+		err     string
+	}{
+		{name: "default in process", args: nil, scan: []string{"inprocess"}, section: "inprocess"},
+		{name: "external", args: []string{"-server", "external"}, scan: []string{"external"}, section: "external"},
+		{name: "both: external first, other sections external", args: []string{"-server", "both"}, scan: []string{"external", "inprocess"}, section: "external"},
+		{name: "unknown", args: []string{"-server", "remote"}, err: `parse flags: -server "remote": allowed inprocess, external, both`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := parseOptions(tc.args, &bytes.Buffer{})
+			if tc.err != "" {
+				require.EqualError(t, err, tc.err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.scan, o.scanServers())
+			require.Equal(t, tc.section, o.sectionServer())
+		})
+	}
+}

@@ -56,7 +56,7 @@ func writeLatencyBatch(path, box string, end time.Time) error {
 
 // benchLatency measures, per batch, the time from starting IngestTelemetry to
 // the remediation email about its finding being accepted by SMTP: an
-// in-process Temporal server, workers wired as the worker binary does, a real
+// Temporal server (-server), workers wired as the worker binary does, a real
 // SQLite store and the real email sender to an SMTP sink on loopback.
 func benchLatency(ctx context.Context, o options, rep *report) error {
 	dir, err := os.MkdirTemp("", "sanwatch-bench-latency-")
@@ -97,7 +97,7 @@ func benchLatency(ctx context.Context, o options, rep *report) error {
 		}
 	}
 
-	tp, err := startTemporal()
+	tp, err := startServer(ctx, o, o.sectionServer())
 	if err != nil {
 		return err
 	}
@@ -146,8 +146,8 @@ func benchLatency(ctx context.Context, o options, rep *report) error {
 	rep.note("latency: each batch is one box, %d points of volume.read_latency_ms (1 ms, then 8 ms for the last %d); "+
 		"measured from ExecuteWorkflow(IngestTelemetry) to the end of SMTP DATA of the first email with its X-Sanwatch-Fingerprint: "+
 		"store batch -> AnalyzeBoxes child -> DispatchFindings -> Remediate (signal-with-start) -> SendEmail. "+
-		"SQLite store, smtp.rate_per_second = %d (default 5 would pace the emails), %d batches in %s.",
-		latencyPoints, latencyFaultPoints, latencyRatePerSec, n, total.Round(time.Millisecond))
+		"SQLite store, %s, smtp.rate_per_second = %d (default 5 would pace the emails), %d batches in %s.",
+		latencyPoints, latencyFaultPoints, tp.describe(), latencyRatePerSec, n, total.Round(time.Millisecond))
 	return nil
 }
 

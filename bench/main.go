@@ -2,11 +2,12 @@
 // figures and ratios: ingest speed against raw reading, fleet-scan speed
 // through Temporal against the same analysis in-process, the latency from a
 // batch landing to its remediation email, and a 100,000-box scan's history
-// size and memory. Everything runs in this process: an in-process Temporal
-// server (temporaltest), SQLite, PostgreSQL when reachable, and an SMTP sink
-// on loopback.
+// size and memory. Everything runs in this process (SQLite, PostgreSQL when
+// reachable, an SMTP sink on loopback, the Temporal workers) except, with
+// -server external, the Temporal server: by default it is in-process
+// (temporaltest), with external it is the Temporal CLI dev server.
 //
-//	go run ./bench [-only ingest,scan,latency,scale] [-quick] [-scan-boxes N] ...
+//	go run ./bench [-only ingest,scan,latency,scale] [-quick] [-server inprocess|external|both] [-scan-boxes N] ...
 package main
 
 import (
@@ -27,10 +28,8 @@ import (
 	"syscall"
 	"time"
 
-	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
-	"go.temporal.io/server/temporaltest"
 
 	"github.com/sanwatch/sanwatch/activities"
 	"github.com/sanwatch/sanwatch/config"
@@ -65,6 +64,8 @@ type options struct {
 	scaleMaxInFlight    int
 	postgresDSN         string
 	cpuProfile          string
+	server              string // -server: inprocess, external or both
+	temporalCLI         string
 	progress            io.Writer // where progress lines go (stderr)
 }
 
@@ -90,6 +91,10 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.analysisConcurrency, "analysis-concurrency", 2, "analysis activities a worker runs at once = in-process goroutines")
 	fs.IntVar(&o.scaleShardSize, "scale-shard-size", 25, "boxes per analysis activity in the scale scan")
 	fs.IntVar(&o.scaleMaxInFlight, "scale-max-in-flight", 8, "shard activities in flight in the scale scan")
+	fs.StringVar(&o.server, "server", serverInProcess, "where the Temporal server runs: inprocess (temporaltest in the bench process), "+
+		"external (the Temporal CLI dev server as its own process, in memory; the bench hosts only the workers) or "+
+		"both (the scan comparison once per mode against the same in-process baseline; latency and scale use external)")
+	fs.StringVar(&o.temporalCLI, "temporal-cli", defaultTemporalCLI(), "the Temporal CLI the external server runs ($SANWATCH_TEMPORAL_CLI or bin/temporal)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
 		return o, fmt.Errorf("parse flags: %w", err)
@@ -110,6 +115,9 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 				*p = sizes[name]
 			}
 		}
+	}
+	if !contains(serverModes, o.server) {
+		return o, fmt.Errorf("parse flags: -server %q: allowed %s", o.server, strings.Join(serverModes, ", "))
 	}
 	o.only = map[string]bool{}
 	for _, s := range strings.Split(*only, ",") {
@@ -222,6 +230,23 @@ func run(ctx context.Context, args []string, out, stderr io.Writer) error {
 	return nil
 }
 
+// scanServers returns the server modes of the scan comparison, external
+// first: a stopped temporaltest server leaves goroutines behind.
+func (o options) scanServers() []string {
+	if o.server == serverBoth {
+		return []string{serverExternal, serverInProcess}
+	}
+	return []string{o.server}
+}
+
+// sectionServer returns the server mode of the latency and scale sections.
+func (o options) sectionServer() string {
+	if o.server == serverBoth {
+		return serverExternal
+	}
+	return o.server
+}
+
 // logf writes a progress line.
 func (o options) logf(format string, args ...any) {
 	fmt.Fprintf(o.progress, "bench: "+format+"\n", args...)
@@ -263,10 +288,13 @@ func loadAverage() string {
 }
 
 // procStatus returns a field of /proc/self/status in bytes (VmHWM, VmRSS).
-func procStatus(field string) (int64, error) {
-	b, err := os.ReadFile("/proc/self/status")
+func procStatus(field string) (int64, error) { return procStatusOf("self", field) }
+
+// procStatusOf returns a field of /proc/PID/status in bytes.
+func procStatusOf(pid, field string) (int64, error) {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
 	if err != nil {
-		return 0, fmt.Errorf("read /proc/self/status: %w", err)
+		return 0, fmt.Errorf("read /proc/%s/status: %w", pid, err)
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		k, v, ok := strings.Cut(line, ":")
@@ -283,7 +311,7 @@ func procStatus(field string) (int64, error) {
 		}
 		return kb << 10, nil
 	}
-	return 0, fmt.Errorf("read /proc/self/status: no %s", field)
+	return 0, fmt.Errorf("read /proc/%s/status: no %s", pid, field)
 }
 
 // resetPeakRSS resets VmHWM to the current RSS (Linux: "5" > clear_refs).
@@ -308,30 +336,6 @@ func newActivityEnv(acts *activities.Activities) *testsuite.TestActivityEnvironm
 	return env
 }
 
-// temporal is an in-process Temporal server and a client of it.
-type temporal struct {
-	ts *temporaltest.TestServer
-	c  client.Client
-}
-
-// startTemporal starts an in-process Temporal server (temporaltest without a
-// *testing.T: it then panics on errors, which is turned into an error here).
-func startTemporal() (t *temporal, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			t, err = nil, fmt.Errorf("start temporal server: %v", p)
-		}
-	}()
-	ts := temporaltest.NewServer()
-	return &temporal{ts: ts, c: ts.GetDefaultClient()}, nil
-}
-
-// stop stops workers, clients and the server.
-func (t *temporal) stop() {
-	defer func() { _ = recover() }() // Stop logs through a nil *testing.T if the server fails to stop
-	t.ts.Stop()
-}
-
 // benchConfig returns the default configuration adjusted for one section:
 // its own queue names, files under dir, no metrics endpoint.
 func benchConfig(section, dir string) *config.Config {
@@ -347,19 +351,29 @@ func benchConfig(section, dir string) *config.Config {
 }
 
 // findAdvisories returns config/advisories.yaml of the module the bench runs
-// in (searched from the working directory upwards), or "" when not found.
+// in, or "" when not found.
 func findAdvisories() string {
+	root := moduleRoot()
+	if root == "" {
+		return ""
+	}
+	p := filepath.Join(root, "config", "advisories.yaml")
+	if _, err := os.Stat(p); err != nil {
+		return ""
+	}
+	return p
+}
+
+// moduleRoot returns the directory of the go.mod the working directory is
+// in (searched upwards), or "" when there is none.
+func moduleRoot() string {
 	dir, err := os.Getwd()
 	if err != nil {
 		return ""
 	}
 	for {
-		p := filepath.Join(dir, "config", "advisories.yaml")
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			if _, err := os.Stat(p); err == nil {
-				return p
-			}
-			return ""
+			return dir
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"strconv"
 	"sync"
 	"time"
 
@@ -100,8 +101,8 @@ func historyRuns(ctx context.Context, c client.Client, id string) ([]runHistory,
 	}
 }
 
-// benchScale runs a FleetScan of many light boxes through an in-process
-// Temporal server and reports the history size of every run, the peak RSS
+// benchScale runs a FleetScan of many light boxes through a Temporal server
+// (-server) and reports the history size of every run, the peak RSS
 // and the Go heap in use along the scan.
 func benchScale(ctx context.Context, o options, rep *report) error {
 	rssReset := resetPeakRSS()
@@ -111,7 +112,7 @@ func benchScale(ctx context.Context, o options, rep *report) error {
 	}
 	defer s.close()
 	n := o.scaleBoxes
-	tp, err := startTemporal()
+	tp, err := startServer(ctx, o, o.sectionServer())
 	if err != nil {
 		return err
 	}
@@ -168,11 +169,22 @@ func benchScale(ctx context.Context, o options, rep *report) error {
 		return err
 	}
 
-	rep.add(fmt.Sprintf("scale: FleetScan of %s boxes (%d series x %d points) through Temporal", num(int64(n)), lightShape.Series(), lightShape.Points),
+	rep.add(fmt.Sprintf("scale: FleetScan of %s boxes (%d series x %d points, shard %d) through the %s", num(int64(n)), lightShape.Series(), lightShape.Points, o.scaleShardSize, tp.describe()),
 		rate(int64(n), d, "boxes"), "-", "-")
 	rep.add("scale: workflow runs (continue-as-new)", num(int64(len(runs))), "-", "-")
 	rep.add("scale: max history events per run", num(int64(maxEvents)), "limit 10,000", ratio(float64(maxEvents), 10_000))
-	rep.add("scale: peak RSS (VmHWM, includes the in-process Temporal server)", mib(peak), "-", "-")
+	where := "the bench process"
+	if tp.pid() == 0 {
+		where += ", includes the in-process Temporal server"
+	}
+	rep.add("scale: peak RSS (VmHWM of "+where+")", mib(peak), "-", "-")
+	if pid := tp.pid(); pid != 0 {
+		sp, err := procStatusOf(strconv.Itoa(pid), "VmHWM")
+		if err != nil {
+			return err
+		}
+		rep.add("scale: peak RSS of the external Temporal server process (VmHWM, whole life)", mib(sp), "-", "-")
+	}
 	var base float64
 	for _, pct := range []int{25, 50, 75, 100} {
 		m, ok := smp.at(pct)
@@ -186,12 +198,20 @@ func benchScale(ctx context.Context, o options, rep *report) error {
 			mib(int64(m.heapInUse)), "at 25%", ratio(float64(m.heapInUse), base))
 	}
 	rep.note("scale: shard size %d, max in flight %d, analysis concurrency %d, page size %d; %s history events in all; "+
-		"heap in use is sampled every %s with the progress query (%d samples) and includes the in-process Temporal server and its in-memory SQLite.",
-		o.scaleShardSize, o.scaleMaxInFlight, o.analysisConcurrency, scanPageSize, num(int64(total)), sampleEvery, len(smp.samples))
+		"heap in use is the bench process's, sampled every %s with the progress query (%d samples)%s.",
+		o.scaleShardSize, o.scaleMaxInFlight, o.analysisConcurrency, scanPageSize, num(int64(total)), sampleEvery, len(smp.samples), heapWhat(tp))
 	if rssReset != nil {
 		rep.note("scale: peak RSS could not be reset before the scan (%v): it is the whole bench's peak.", rssReset)
 	} else {
 		rep.note("scale: peak RSS was reset (/proc/self/clear_refs) before the scale scan, so it covers that scan (and what earlier sections left in memory).")
 	}
 	return nil
+}
+
+// heapWhat says whether the bench's heap includes the Temporal server.
+func heapWhat(t *temporal) string {
+	if t.pid() == 0 {
+		return " and includes the in-process Temporal server and its in-memory SQLite"
+	}
+	return ": the workers only, the Temporal server is its own process"
 }

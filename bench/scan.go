@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -167,13 +168,6 @@ func fleetScan(ctx context.Context, c client.Client, cfg *config.Config, id stri
 	return run, nil
 }
 
-// scanTimes are the wall times of the scan comparison's three paths.
-type scanTimes struct {
-	inProcess  time.Duration // AnalyzeShard in-process, no Temporal server in the process
-	colocated  time.Duration // the same, with an idle Temporal server and workers in the process
-	throughTmp time.Duration // FleetScan through that server
-}
-
 // check verifies that a scan analysed every box and found exactly the
 // injected faults, then forgets the findings for the next scan.
 func (s *scanSetup) check(name string, analysed, findings int) error {
@@ -209,13 +203,13 @@ func (s *scanSetup) timeFleetScan(ctx context.Context, o options, c client.Clien
 	return time.Since(t0), s.check("temporal", sr.Analysed, sr.Findings)
 }
 
-// benchScan compares a FleetScan through an in-process Temporal server with
-// the same AnalyzeShard calls made in-process, on the same synthetic fleet
-// with the same shard size and parallelism. It first scans in-process with
-// no server in the process, then starts one server (a stopped temporaltest
-// server leaves goroutines behind, so there is one per section) and
-// alternates in-process scans next to it with FleetScans through it. The
-// best time of each path is kept.
+// benchScan compares a FleetScan through Temporal with the same AnalyzeShard
+// calls made in-process, on the same synthetic fleet with the same shard size
+// and parallelism. It first scans in-process with no server at all, then, for
+// each server mode (-server), starts one server (a stopped temporaltest
+// server leaves goroutines behind, so there is one per mode and section) and
+// the workers, and alternates in-process scans next to them with FleetScans
+// through them. The best time of each path is kept.
 func benchScan(ctx context.Context, o options, rep *report) error {
 	s, err := newScanSetup("scan", o.scanBoxes, fullShape, o.shardSize, o.maxInFlight, o.analysisConcurrency)
 	if err != nil {
@@ -226,64 +220,112 @@ func benchScan(ctx context.Context, o options, rep *report) error {
 	if err := s.warmUp(ctx); err != nil {
 		return err
 	}
-	var best scanTimes
-	keep := func(best *time.Duration, d time.Duration, all *[]string) {
-		if *best == 0 || d < *best {
-			*best = d
-		}
-		*all = append(*all, d.Round(time.Millisecond).String())
-	}
-	var inAll, coAll, tmAll []string
+	var base bestOf
 	for range o.scanRounds {
 		d, err := s.timeInProcess(ctx, o)
 		if err != nil {
 			return err
 		}
-		keep(&best.inProcess, d, &inAll)
+		base.keep(d)
 	}
-	o.logf("scan: in-process %s", strings.Join(inAll, ", "))
-
-	tp, err := startTemporal()
-	if err != nil {
-		return err
-	}
-	defer tp.stop()
-	s.acts.Client = tp.c
-	stop, err := startWorkers(tp.c, s.cfg, s.acts)
-	if err != nil {
-		return err
-	}
-	defer stop()
-	goroutines := runtime.NumGoroutine()
-	for round := 1; round <= o.scanRounds; round++ {
-		d, err := s.timeInProcess(ctx, o)
+	o.logf("scan: in-process %s", base)
+	rep.add(fmt.Sprintf("scan: in-process AnalyzeShard, no Temporal (%s boxes x %d series x %d points)", num(n), fullShape.Series(), fullShape.Points),
+		rate(n, base.best, "boxes"), "-", "1.00")
+	var notes []string
+	for _, mode := range o.scanServers() {
+		note, err := s.compare(ctx, o, mode, base.best, rep)
 		if err != nil {
 			return err
 		}
-		keep(&best.colocated, d, &coAll)
-		if d, err = s.timeFleetScan(ctx, o, tp.c, fmt.Sprintf("bench-scan-%d", round)); err != nil {
-			return err
-		}
-		keep(&best.throughTmp, d, &tmAll)
-		o.logf("scan: round %d: in-process next to the server %s, through temporal %s", round, coAll[round-1], tmAll[round-1])
+		notes = append(notes, note)
 	}
-
-	in, co, tm := best.inProcess.Seconds(), best.colocated.Seconds(), best.throughTmp.Seconds()
-	pct := func(x float64) string { return strconv.FormatFloat(x*100, 'f', 1, 64) + "%" }
-	rep.add(fmt.Sprintf("scan: in-process AnalyzeShard, no Temporal (%s boxes x %d series x %d points)", num(n), fullShape.Series(), fullShape.Points),
-		rate(n, best.inProcess, "boxes"), "-", "1.00")
-	rep.add("scan: same, in-process next to an idle in-process Temporal server", rate(n, best.colocated, "boxes"), "in-process", ratio(in, co))
-	rep.add("scan: FleetScan through the in-process Temporal server", rate(n, best.throughTmp, "boxes"), "in-process", ratio(in, tm))
-	rep.add("scan: orchestration overhead (temporal time / in-process time - 1)", pct(tm/in-1), "goal < 20%", "-")
-	rep.add("scan: of which sharing the process and CPUs with the server (next-to-server time / in-process time - 1)", pct(co/in-1), "-", "-")
 	rep.note("scan: all paths run AnalyzeShard on the same synthetic store (%d series x %d points per box generated on the fly; the %d boxes with an injected fault are found, nothing else), "+
 		"shard size %d, %d analyses at once (worker.analysis_concurrency = in-process goroutines), FleetScan max_in_flight %d, page size %d, remediation off. "+
-		"Best of %d rounds each: in-process %s; next to the server %s; through Temporal %s. "+
-		"The Temporal server and workers (%s goroutines in all) run in the bench process on the same %d CPUs and each activity costs the server CPU, so bigger shards cost less orchestration (-shard-size; the configured default is 25).",
+		"Best of %d rounds each: in-process with no server %s; %s. "+
+		"Each activity costs the server CPU, on the same %d CPUs as the analysis here, so bigger shards cost less orchestration (-shard-size; the configured default is 100).",
 		fullShape.Series(), fullShape.Points, s.store.expectedFaults(), o.shardSize, o.analysisConcurrency, o.maxInFlight, scanPageSize, o.scanRounds,
-		strings.Join(inAll, ", "), strings.Join(coAll, ", "), strings.Join(tmAll, ", "), num(int64(goroutines)), runtime.NumCPU())
+		base, strings.Join(notes, "; "), runtime.NumCPU())
 	return nil
 }
+
+// compare starts a server of the given mode and the workers, alternates
+// in-process scans next to them with FleetScans through them, adds the rows
+// of that mode against the in-process time in, and returns a note.
+func (s *scanSetup) compare(ctx context.Context, o options, mode string, in time.Duration, rep *report) (string, error) {
+	tp, err := startServer(ctx, o, mode)
+	if err != nil {
+		return "", err
+	}
+	defer tp.stop()
+	s.acts.Client = tp.c
+	defer func() { s.acts.Client = nil }()
+	stop, err := startWorkers(tp.c, s.cfg, s.acts)
+	if err != nil {
+		return "", err
+	}
+	defer stop()
+	goroutines := runtime.NumGoroutine()
+	var co, tm bestOf
+	var serverCPU time.Duration // the external server's CPU time during the FleetScans
+	for round := 1; round <= o.scanRounds; round++ {
+		d, err := s.timeInProcess(ctx, o)
+		if err != nil {
+			return "", err
+		}
+		co.keep(d)
+		cpu0, _ := serverCPUTime(tp)
+		if d, err = s.timeFleetScan(ctx, o, tp.c, fmt.Sprintf("bench-scan-%d", round)); err != nil {
+			return "", err
+		}
+		cpu1, _ := serverCPUTime(tp)
+		serverCPU += cpu1 - cpu0
+		tm.keep(d)
+		o.logf("scan: %s round %d: in-process next to the server %s, through temporal %s", mode, round, co.all[round-1], tm.all[round-1])
+	}
+
+	pct := func(x float64) string { return strconv.FormatFloat(x*100, 'f', 1, 64) + "%" }
+	fi, fc, ft := in.Seconds(), co.best.Seconds(), tm.best.Seconds()
+	name := tp.describe()
+	shards := (o.scanBoxes + o.shardSize - 1) / o.shardSize
+	if mode == serverExternal {
+		rep.add("scan: same, in-process next to an idle external Temporal server (CLI dev server, own process) and idle workers", rate(int64(o.scanBoxes), co.best, "boxes"), "in-process", ratio(fi, fc))
+		rep.add(fmt.Sprintf("scan: FleetScan through the external Temporal server (shard %d, %d in flight)", o.shardSize, o.maxInFlight), rate(int64(o.scanBoxes), tm.best, "boxes"), "in-process", ratio(fi, ft))
+		rep.add("scan: orchestration overhead, external server (temporal time / in-process time - 1)", pct(ft/fi-1), "goal < 20%", "-")
+		rep.add("scan: of which sharing the CPUs with the idle server process and workers (next-to-server time / in-process time - 1)", pct(fc/fi-1), "-", "-")
+		return fmt.Sprintf("next to the external server %s, through it %s; the dev server process (%s, in-memory SQLite, --headless, log level error) used %s of CPU over the %d FleetScans, %s per shard activity",
+			co, tm, filepath.Base(o.temporalCLI)+" server start-dev", serverCPU.Round(10*time.Millisecond), o.scanRounds,
+			ms(serverCPU/time.Duration(max(1, o.scanRounds*shards)))), nil
+	}
+	rep.add("scan: same, in-process next to an idle in-process Temporal server", rate(int64(o.scanBoxes), co.best, "boxes"), "in-process", ratio(fi, fc))
+	rep.add(fmt.Sprintf("scan: FleetScan through the in-process Temporal server (shard %d, %d in flight)", o.shardSize, o.maxInFlight), rate(int64(o.scanBoxes), tm.best, "boxes"), "in-process", ratio(fi, ft))
+	rep.add("scan: orchestration overhead (temporal time / in-process time - 1)", pct(ft/fi-1), "goal < 20%", "-")
+	rep.add("scan: of which sharing the process and CPUs with the server (next-to-server time / in-process time - 1)", pct(fc/fi-1), "-", "-")
+	return fmt.Sprintf("next to the %s %s, through it %s (server and workers: %s goroutines in the bench process)", name, co, tm, num(int64(goroutines))), nil
+}
+
+// serverCPUTime returns the external server process's CPU time so far (0 in process).
+func serverCPUTime(t *temporal) (time.Duration, error) {
+	if t.pid() == 0 {
+		return 0, nil
+	}
+	return processCPU(t.pid())
+}
+
+// bestOf keeps the best of several wall times and lists them all.
+type bestOf struct {
+	best time.Duration
+	all  []string
+}
+
+func (b *bestOf) keep(d time.Duration) {
+	if b.best == 0 || d < b.best {
+		b.best = d
+	}
+	b.all = append(b.all, d.Round(time.Millisecond).String())
+}
+
+// String lists the times in the order they were taken.
+func (b bestOf) String() string { return strings.Join(b.all, ", ") }
 
 // warmUp analyses the first boxes once in-process (heap growth, page
 // faults), then forgets their findings.
