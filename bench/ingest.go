@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/sanwatch/sanwatch/activities"
 	"github.com/sanwatch/sanwatch/internal/store"
+	"github.com/sanwatch/sanwatch/internal/store/storetest"
 	"github.com/sanwatch/sanwatch/internal/telemetry"
 )
 
@@ -239,7 +239,7 @@ func storeBatchPostgres(ctx context.Context, dsn, dir, path string) (int64, erro
 	defer cancel()
 	admin, err := pgx.Connect(cctx, dsn)
 	if err != nil {
-		return 0, fmt.Errorf("%w: PostgreSQL not reachable at SANWATCH_TEST_POSTGRES_DSN or %s: %v", errSkipped, defaultPostgresDSN, err)
+		return 0, fmt.Errorf("%w: PostgreSQL not reachable at SANWATCH_TEST_POSTGRES_DSN or %s: %v", errSkipped, storetest.DefaultPostgresDSN, err)
 	}
 	defer admin.Close(context.Background())
 	schema := fmt.Sprintf("sanwatch_bench_%016x", rand.Uint64())
@@ -247,21 +247,10 @@ func storeBatchPostgres(ctx context.Context, dsn, dir, path string) (int64, erro
 		return 0, fmt.Errorf("create schema %s: %w", schema, err)
 	}
 	defer func() { _, _ = admin.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE") }()
-	st, err := store.OpenPostgres(ctx, withSearchPath(dsn, schema))
+	st, err := store.OpenPostgres(ctx, storetest.WithSearchPath(dsn, schema))
 	if err != nil {
 		return 0, err
 	}
 	defer st.Close()
 	return storeBatch(st, dir, path)
-}
-
-// withSearchPath returns dsn with its search_path set to schema.
-func withSearchPath(dsn, schema string) string {
-	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
-		q := u.Query()
-		q.Set("search_path", schema)
-		u.RawQuery = q.Encode()
-		return u.String()
-	}
-	return dsn + " search_path=" + schema
 }

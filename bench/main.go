@@ -33,6 +33,7 @@ import (
 
 	"github.com/sanwatch/sanwatch/activities"
 	"github.com/sanwatch/sanwatch/config"
+	"github.com/sanwatch/sanwatch/internal/store/storetest"
 )
 
 func main() {
@@ -68,9 +69,6 @@ type options struct {
 	temporalCLI         string
 	progress            io.Writer // where progress lines go (stderr)
 }
-
-// defaultPostgresDSN is used unless SANWATCH_TEST_POSTGRES_DSN says otherwise.
-const defaultPostgresDSN = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 
 // parseOptions parses the command line. -quick shrinks every size that is not
 // given explicitly.
@@ -140,10 +138,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 			return o, fmt.Errorf("parse flags: -%s = %d: must be positive", name, v)
 		}
 	}
-	o.postgresDSN = os.Getenv("SANWATCH_TEST_POSTGRES_DSN")
-	if o.postgresDSN == "" {
-		o.postgresDSN = defaultPostgresDSN
-	}
+	o.postgresDSN = storetest.PostgresDSN()
 	return o, nil
 }
 

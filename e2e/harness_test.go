@@ -19,7 +19,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/worker"
 	"go.temporal.io/server/temporaltest"
 
 	"github.com/sanwatch/sanwatch/activities"
@@ -245,8 +244,6 @@ func (h *harness) openStore() store.Store {
 	h.t.Cleanup(func() { st.Close() })
 	return st
 }
-
-var _ worker.Worker // keep the import for helpers that start raw workers
 
 // mustHash returns a batch file's content hash (its batch id).
 func mustHash(t *testing.T, path string) string {

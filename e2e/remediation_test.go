@@ -11,7 +11,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sanwatch/sanwatch/activities"
 	"github.com/sanwatch/sanwatch/internal/email/smtptest"
 	"github.com/sanwatch/sanwatch/internal/finding"
 	"github.com/sanwatch/sanwatch/workflows"
@@ -226,5 +225,3 @@ func TestWorkerCrashAfterSendDoesNotResend(t *testing.T) {
 	}
 	require.Equal(t, 1, count, "the notification must not be sent twice")
 }
-
-var _ = activities.EmailNotify

@@ -15,7 +15,6 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/sanwatch/sanwatch/activities"
 	"github.com/sanwatch/sanwatch/workflows"
@@ -171,26 +170,11 @@ func (c *cli) ingestOne(ctx context.Context, tc client.Client, path string, wait
 	}
 	var res workflows.IngestResult
 	if err := run.Get(ctx, &res); err != nil {
-		out.Error = rootCause(err)
+		out.Error = workflows.ErrorMessage(err)
 		return out
 	}
 	out.Result = &res
 	return out
-}
-
-// rootCause returns the message of the innermost application error, which is
-// the one that names the problem; other errors are returned whole.
-func rootCause(err error) string {
-	var last *temporal.ApplicationError
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		if app, ok := e.(*temporal.ApplicationError); ok {
-			last = app
-		}
-	}
-	if last != nil {
-		return last.Error()
-	}
-	return err.Error()
 }
 
 func (c *cli) reportIngest(outs []batchOutcome, asJSON, wait bool) error {

@@ -87,7 +87,7 @@ func (c *cli) scanCmd() *cobra.Command {
 			}
 			var rep store.ScanReport
 			if err := run.Get(ctx, &rep); err != nil {
-				return fmt.Errorf("scan %s: %s", id, rootCause(err))
+				return fmt.Errorf("scan %s: %s", id, workflows.ErrorMessage(err))
 			}
 			c.printScanReport(rep)
 			return nil

@@ -7,6 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 	enumspb "go.temporal.io/api/enums/v1"
+
+	"github.com/sanwatch/sanwatch/workflows"
 )
 
 func (c *cli) statusCmd() *cobra.Command {
@@ -56,7 +58,7 @@ func (c *cli) statusCmd() *cobra.Command {
 				enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED, enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED:
 				err := tc.GetWorkflow(ctx, args[0], info.GetExecution().GetRunId()).Get(ctx, nil)
 				if err != nil {
-					fmt.Fprintf(w, "failure:    %s\n", rootCause(err))
+					fmt.Fprintf(w, "failure:    %s\n", workflows.ErrorMessage(err))
 				}
 			}
 			return nil

@@ -174,7 +174,7 @@ func (r *shardRunner) drain() {
 	for _, f := range r.dispatches {
 		var dr activities.DispatchResult
 		if err := f.Get(r.ctx, &dr); err != nil {
-			r.dispatchErrors = append(r.dispatchErrors, errorMessage(err))
+			r.dispatchErrors = append(r.dispatchErrors, ErrorMessage(err))
 			continue
 		}
 		r.remediations += dr.Signalled

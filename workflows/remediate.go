@@ -321,7 +321,7 @@ func (r *remediation) verify(requested bool) {
 	err := workflow.ExecuteActivity(ctx, a.VerifyFinding, activities.VerifyInput{Fingerprint: r.st.Fingerprint}).Get(ctx, &res)
 	r.st.LastVerified = now
 	if err != nil {
-		r.st.LastError = "verify: " + errorMessage(err)
+		r.st.LastError = "verify: " + ErrorMessage(err)
 		return
 	}
 	if res.Present {
@@ -397,7 +397,7 @@ func (r *remediation) send(kind, note string) bool {
 		}
 		return true
 	}
-	r.st.LastError = fmt.Sprintf("send %s: %s", kind, errorMessage(err))
+	r.st.LastError = fmt.Sprintf("send %s: %s", kind, ErrorMessage(err))
 	var app *temporal.ApplicationError
 	if errors.As(err, &app) && app.Type() == activities.ErrTypeUndeliverable && kind != activities.EmailUndeliverable {
 		r.st.Undeliverable = true
@@ -427,12 +427,13 @@ func (r *remediation) setStatus(status finding.Status, note string) {
 		Fingerprint: r.st.Fingerprint, Status: status, Note: note,
 	}).Get(ctx, nil)
 	if err != nil {
-		r.st.LastError = "record status: " + errorMessage(err)
+		r.st.LastError = "record status: " + ErrorMessage(err)
 	}
 }
 
-// errorMessage returns the message of the innermost application error.
-func errorMessage(err error) string {
+// ErrorMessage returns the message of the innermost application error of
+// err, the one that names the problem, or err's whole message if there is none.
+func ErrorMessage(err error) string {
 	msg := err.Error()
 	for e := err; e != nil; e = errors.Unwrap(e) {
 		if app, ok := e.(*temporal.ApplicationError); ok {

@@ -24,8 +24,8 @@ func PostgresDSN() string {
 	return DefaultPostgresDSN
 }
 
-// withSearchPath returns dsn with its search_path set to schema.
-func withSearchPath(dsn, schema string) string {
+// WithSearchPath returns dsn with its search_path set to schema.
+func WithSearchPath(dsn, schema string) string {
 	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
 		q := u.Query()
 		q.Set("search_path", schema)
@@ -69,5 +69,5 @@ func PostgresSchema(tb testing.TB) string {
 			tb.Errorf("drop schema %s: %v", schema, err)
 		}
 	})
-	return withSearchPath(dsn, schema)
+	return WithSearchPath(dsn, schema)
 }
