@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gofrs/flock"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/sanwatch/sanwatch/internal/finding"
@@ -124,6 +125,10 @@ var _ Store = (*SQLite)(nil)
 // sqliteBusyTimeout is how long a connection waits for another process's lock.
 const sqliteBusyTimeout = 10 * time.Second
 
+// sqliteOpenLockTimeout bounds the wait for the migration lock: another
+// process holds it only while it switches the file to WAL and migrates.
+const sqliteOpenLockTimeout = time.Minute
+
 // OpenSQLite opens (creating it and its parent directories if needed) the
 // SQLite database at path and brings its schema up to date.
 func OpenSQLite(path string) (*SQLite, error) {
@@ -145,6 +150,22 @@ func OpenSQLite(path string) (*SQLite, error) {
 		}
 		return path + "?" + q.Encode()
 	}
+	// Opening a new file switches it to WAL and migrates it; two processes
+	// doing that at once can get SQLITE_BUSY without the busy handler ever
+	// being called (SQLite does not wait where waiting could deadlock), so
+	// processes opening the same file take turns under an advisory file lock.
+	// Once open, the busy timeout covers ordinary contention.
+	lock := flock.New(path + ".lock")
+	lockCtx, cancel := context.WithTimeout(context.Background(), sqliteOpenLockTimeout)
+	locked, err := lock.TryLockContext(lockCtx, 20*time.Millisecond)
+	cancel()
+	if err != nil || !locked {
+		if err == nil || errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("another process held it for over %s", sqliteOpenLockTimeout)
+		}
+		return nil, fmt.Errorf("open sqlite %s: take migration lock %s.lock: %w", path, path, err)
+	}
+	defer func() { _ = lock.Unlock() }()
 	// 64 MiB of cache for the writer: appends touch many index pages.
 	w, err := sql.Open("sqlite", dsn("journal_mode(WAL)", "cache_size(-65536)")+"&_txlock=immediate")
 	if err != nil {
@@ -155,7 +176,7 @@ func OpenSQLite(path string) (*SQLite, error) {
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 	s := &SQLite{w: w}
-	if err := s.migrate(context.Background()); err != nil {
+	if err := s.migrate(context.Background()); err != nil { // the first statement opens the connection and sets WAL
 		_ = w.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
