@@ -18,8 +18,10 @@ build:
 $(BIN)/temporal:
 	GOBIN=$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_CLI_VERSION)
 
+# Mailpit with its web UI: the UI is built with npm from the module source
+# (plain `go install` embeds an empty UI); without npm it falls back and says so.
 $(BIN)/mailpit:
-	GOBIN=$(BIN) $(GO) install github.com/axllent/mailpit@$(MAILPIT_VERSION)
+	GO=$(GO) ./scripts/build-mailpit.sh $(MAILPIT_VERSION) $(BIN)/mailpit
 
 tools: $(BIN)/temporal $(BIN)/mailpit
 

@@ -100,3 +100,34 @@ func TestTemporalCLICompatibility(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(out), &desc), out)
 	h.temporal("schedule", "delete", "--schedule-id", "cli-scan")
 }
+
+// TestNoWorkerPolling: ingest and scan with nobody serving their task queues
+// say so and exit non-zero after --wait-for-worker, instead of waiting
+// forever; once the right workers poll, they go through.
+func TestNoWorkerPolling(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	writeFleet(t, h)
+	batch := healedBatch(t, h)
+
+	begin := time.Now()
+	out, code := h.run("starter", "ingest", "--wait-for-worker", "3s", batch)
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, `no worker is polling task queue "sanwatch": start bin/worker`)
+	require.GreaterOrEqual(t, time.Since(begin), 3*time.Second, "it waited --wait-for-worker first")
+	out, code = h.run("starter", "scan", "--wait-for-worker", "0s")
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, `no worker is polling task queue "sanwatch": start bin/worker`)
+
+	// A worker on the main queue only: analysis would never run.
+	h.startWorker("main,email")
+	out, code = h.run("starter", "ingest", "--wait-for-worker", "10s", batch)
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, `no worker is polling task queue "sanwatch-analysis": start bin/worker`)
+	// Storing alone needs only the main queue.
+	out = h.starter("ingest", "--no-analyze", batch)
+	require.Contains(t, out, "ok ")
+
+	h.startWorker("analysis")
+	out = h.starter("scan", "--id", "scan-after-workers")
+	require.Contains(t, out, "boxes:")
+}

@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # make demo: the whole sanwatch pipeline on this machine. Starts a Temporal dev
 # server, Mailpit and workers, simulates a fleet with injected faults, ingests
-# it, and prints a summary line. DEMO_EXIT=1 stops everything afterwards and
-# exits non-zero if a step failed; otherwise the stack stays up until Ctrl-C.
+# it, creates a Schedule for periodic scans, and prints a summary line.
+# DEMO_EXIT=1 stops everything afterwards and exits non-zero if a step failed;
+# otherwise the stack stays up until Ctrl-C.
+#
+# It never hangs in silence: every wait has a bound and says what it waits
+# for, and a watchdog stops the demo at once, with the tail of the log, when
+# any process it started (Temporal, Mailpit, a worker) exits.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,9 +21,19 @@ TEMPORAL_PORT=${DEMO_TEMPORAL_PORT:-7233}
 UI_PORT=${DEMO_UI_PORT:-8233}
 SMTP_PORT=${DEMO_SMTP_PORT:-1025}
 MAILPIT_PORT=${DEMO_MAILPIT_PORT:-8025}
+MAIN_METRICS=127.0.0.1:${DEMO_MAIN_METRICS_PORT:-9090}
+ANALYSIS_METRICS=127.0.0.1:${DEMO_ANALYSIS_METRICS_PORT:-9091}
+INGEST_TIMEOUT=${DEMO_INGEST_TIMEOUT:-15m}
+SCHEDULE_ID=demo-fleet-15m
 
-pids=()
+pids=()     # every background process, stopped at the end
+watched=()  # "name|pid|log" of the processes that must stay up
+watchdog=""
+current=""  # the step running now (see step)
+
 cleanup() {
+  [ -n "$watchdog" ] && kill "$watchdog" 2>/dev/null
+  [ -n "$current" ] && kill "$current" 2>/dev/null
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null; done
 }
@@ -28,7 +43,78 @@ fail() {
   cleanup
   exit 1
 }
+# died runs when the watchdog saw a watched process exit: it names it, shows
+# the end of its log and stops everything.
+died() {
+  local name log
+  IFS='|' read -r name log <"$DEMO/died" 2>/dev/null || { name=unknown; log=/dev/null; }
+  {
+    echo
+    echo "demo: FAILED: $name exited; the last lines of $log:"
+    tail -n 15 "$log" | sed 's/^/  | /'
+  } >&3 2>&1 # the script's own stderr: a step may have redirected fd 2
+  cleanup
+  exit 1
+}
+exec 3>&2
+trap died USR1
 trap 'cleanup; exit 130' INT TERM
+
+# start NAME LOG CMD...: runs CMD in the background with its output in LOG,
+# and has the watchdog keep an eye on it.
+start() {
+  local name=$1 log=$2
+  shift 2
+  "$@" >"$log" 2>&1 &
+  pids+=($!)
+  watched+=("$name|$!|$log")
+  start_watchdog
+}
+
+# start_watchdog (re)starts the loop that signals this script (USR1) when a
+# watched process is gone.
+start_watchdog() {
+  [ -n "$watchdog" ] && kill "$watchdog" 2>/dev/null
+  local list=("${watched[@]}") me=$$
+  (
+    while sleep 1; do
+      for w in "${list[@]}"; do
+        IFS='|' read -r name pid log <<<"$w"
+        if ! kill -0 "$pid" 2>/dev/null; then
+          echo "$name|$log" >"$DEMO/died"
+          kill -USR1 "$me"
+          exit 0
+        fi
+      done
+    done
+  ) &
+  watchdog=$!
+}
+
+# step CMD...: runs CMD in the background and waits for it, so that the
+# watchdog's signal interrupts the wait at once (bash runs traps only between
+# commands, never during a foreground one).
+step() {
+  "$@" &
+  current=$!
+  wait "$current"
+  local rc=$?
+  current=""
+  return $rc
+}
+
+# wait_for WHAT SECONDS CMD...: retries CMD every second until it succeeds,
+# failing the demo with WHAT after SECONDS.
+wait_for() {
+  local what=$1 secs=$2
+  shift 2
+  echo "demo: waiting up to ${secs}s for $what"
+  for ((i = 1; i <= secs; i++)); do
+    "$@" >/dev/null 2>&1 && return 0
+    sleep 1
+  done
+  fail "$what: not ready after ${secs}s"
+}
 
 rm -rf "$DEMO"
 mkdir -p "$DEMO"
@@ -41,54 +127,83 @@ export SANWATCH_SMTP_PORT=$SMTP_PORT
 export SANWATCH_SMTP_RATE_PER_SECOND=${SANWATCH_SMTP_RATE_PER_SECOND:-50}
 
 echo "demo: starting Temporal dev server (UI on :$UI_PORT, state in $DEMO/temporal.db)"
-"$BIN/temporal" server start-dev --port "$TEMPORAL_PORT" --ui-port "$UI_PORT" \
-  --db-filename "$DEMO/temporal.db" --log-level error >"$DEMO/temporal.log" 2>&1 &
-pids+=($!)
+start "the Temporal dev server" "$DEMO/temporal.log" \
+  "$BIN/temporal" server start-dev --port "$TEMPORAL_PORT" --ui-port "$UI_PORT" \
+  --db-filename "$DEMO/temporal.db" --log-level error
+mailpit_ui=""
 if [ -x "$BIN/mailpit" ]; then
   echo "demo: starting Mailpit (SMTP :$SMTP_PORT, UI/API :$MAILPIT_PORT)"
-  "$BIN/mailpit" --smtp "127.0.0.1:$SMTP_PORT" --listen "127.0.0.1:$MAILPIT_PORT" \
-    --smtp-auth-accept-any --smtp-auth-allow-insecure --database "$DEMO/mailpit.db" >"$DEMO/mailpit.log" 2>&1 &
-  pids+=($!)
+  start "Mailpit" "$DEMO/mailpit.log" \
+    "$BIN/mailpit" --smtp "127.0.0.1:$SMTP_PORT" --listen "127.0.0.1:$MAILPIT_PORT" \
+    --smtp-auth-accept-any --smtp-auth-allow-insecure --database "$DEMO/mailpit.db"
 fi
-for i in $(seq 1 60); do
-  "$BIN/temporal" operator cluster health --address "127.0.0.1:$TEMPORAL_PORT" >/dev/null 2>&1 && break
-  [ "$i" = 60 ] && fail "Temporal dev server did not become healthy (see $DEMO/temporal.log)"
-  sleep 1
-done
+wait_for "the Temporal dev server on :$TEMPORAL_PORT" 120 \
+  "$BIN/temporal" operator cluster health --address "127.0.0.1:$TEMPORAL_PORT"
+
+if [ -x "$BIN/mailpit" ]; then
+  wait_for "Mailpit on :$MAILPIT_PORT" 30 curl -sf "http://127.0.0.1:$MAILPIT_PORT/api/v1/info"
+  # The inbox page is a script bundle: check that it is really there.
+  bundle=$(curl -sf "http://127.0.0.1:$MAILPIT_PORT/" | grep -o 'dist/app\.js[^"]*' | head -n 1)
+  read -r code size < <(curl -s -o /dev/null -w '%{http_code} %{size_download}\n' \
+    "http://127.0.0.1:$MAILPIT_PORT/${bundle:-dist/app.js}")
+  if [ "$code" = 200 ] && [ "${size:-0}" -gt 100000 ]; then
+    mailpit_ui="http://localhost:$MAILPIT_PORT"
+    echo "demo: Mailpit web UI ok (dist/app.js: HTTP $code, $size bytes)"
+  elif command -v npm >/dev/null 2>&1; then
+    echo "demo: Mailpit's web page will be blank: its script bundle answers HTTP $code ($size bytes)." >&2
+    echo "demo: bin/mailpit was built without its UI; rebuild it: rm bin/mailpit && make demo" >&2
+    [ "${DEMO_EXIT:-0}" = 1 ] && fail "Mailpit web UI missing although npm is here"
+  else
+    echo "demo: npm is not installed, so Mailpit was built without its web UI: http://localhost:$MAILPIT_PORT" >&2
+    echo "demo: will be a blank page. The emails are still received; the summary reads them through the API." >&2
+  fi
+fi
 
 echo "demo: simulating $BOXES boxes x ${HOURS}h with $FAULTS injected faults"
-"$BIN/starter" simulate --boxes "$BOXES" --hours "$HOURS" --faults "$FAULTS" --seed "$SEED" \
+step "$BIN/starter" simulate --boxes "$BOXES" --hours "$HOURS" --faults "$FAULTS" --seed "$SEED" \
   --batch-hours 24 --out "$DEMO/sim" || fail "simulate"
 
 echo "demo: starting workers (main+email, and a separate analysis worker)"
-"$BIN/worker" --queues main,email --metrics-addr 127.0.0.1:9090 >"$DEMO/worker-main.log" 2>&1 &
-pids+=($!)
-"$BIN/worker" --queues analysis --metrics-addr 127.0.0.1:9091 >"$DEMO/worker-analysis.log" 2>&1 &
-pids+=($!)
-sleep 1
+start "the main+email worker" "$DEMO/worker-main.log" \
+  "$BIN/worker" --queues main,email --metrics-addr "$MAIN_METRICS"
+start "the analysis worker" "$DEMO/worker-analysis.log" \
+  "$BIN/worker" --queues analysis --metrics-addr "$ANALYSIS_METRICS"
+wait_for "the main+email worker's /healthz on $MAIN_METRICS" 60 curl -sf "http://$MAIN_METRICS/healthz"
+wait_for "the analysis worker's /healthz on $ANALYSIS_METRICS" 60 curl -sf "http://$ANALYSIS_METRICS/healthz"
 
-echo "demo: ingesting $DEMO/sim/batches"
-"$BIN/starter" ingest --parallel 8 "$DEMO/sim/batches" >"$DEMO/ingest.log" 2>&1
+echo "demo: ingesting $DEMO/sim/batches (at most $INGEST_TIMEOUT)"
+step timeout "$INGEST_TIMEOUT" "$BIN/starter" ingest --parallel 8 --wait-for-worker 60s "$DEMO/sim/batches" >"$DEMO/ingest.log" 2>&1
 ingest_rc=$?
 tail -n 1 "$DEMO/ingest.log"
+[ $ingest_rc = 124 ] && fail "ingest did not finish within $INGEST_TIMEOUT (see $DEMO/ingest.log)"
 [ $ingest_rc = 0 ] || fail "ingest (see $DEMO/ingest.log)"
 
+echo "demo: creating Schedule $SCHEDULE_ID (a FleetScan every 15 minutes)"
+step timeout 1m "$BIN/starter" schedule create --id "$SCHEDULE_ID" --every 15m >"$DEMO/schedule.log" 2>&1 ||
+  fail "schedule create (see $DEMO/schedule.log)"
+
 echo
-"$BIN/starter" findings --severity warning | tail -n 20
+step timeout 1m "$BIN/starter" findings --severity warning | tail -n 20
 echo
 mailpit_flag=()
 if [ -x "$BIN/mailpit" ]; then
   # Remediation emails are sent asynchronously: demo-report waits for them to settle.
   mailpit_flag=(--mailpit "http://127.0.0.1:$MAILPIT_PORT" --wait 2m)
 fi
-summary=$("$BIN/starter" demo-report --faults "$DEMO/sim/faults.json" "${mailpit_flag[@]}" 2>&1)
+step timeout 5m "$BIN/starter" demo-report --faults "$DEMO/sim/faults.json" "${mailpit_flag[@]}" >"$DEMO/summary.txt" 2>&1
 report_rc=$?
-echo "$summary"
+cat "$DEMO/summary.txt"
+[ $report_rc = 124 ] && fail "demo-report did not finish within 5m"
 echo
 echo "Look at it:"
-echo "  Temporal UI   http://localhost:$UI_PORT  (workflows ingest-*, their analyze children)"
-[ -x "$BIN/mailpit" ] && echo "  Mailpit       http://localhost:$MAILPIT_PORT"
-echo "  metrics       http://127.0.0.1:9090/metrics  http://127.0.0.1:9091/metrics"
+echo "  Temporal UI   http://localhost:$UI_PORT  (workflows ingest-*, their analyze children, remediate-*)"
+echo "  Schedules     Temporal UI -> Schedules -> $SCHEDULE_ID: http://localhost:$UI_PORT/namespaces/default/schedules"
+if [ -n "$mailpit_ui" ]; then
+  echo "  Mailpit       $mailpit_ui  (one email per finding)"
+elif [ -x "$BIN/mailpit" ]; then
+  echo "  Mailpit API   http://localhost:$MAILPIT_PORT/api/v1/messages  (web page blank: built without npm)"
+fi
+echo "  metrics       http://$MAIN_METRICS/metrics  http://$ANALYSIS_METRICS/metrics"
 echo "  findings      SANWATCH_STORE_PATH=$DEMO/sanwatch.db bin/starter findings -v"
 
 if [ "${DEMO_EXIT:-0}" = 1 ]; then
@@ -97,4 +212,4 @@ if [ "${DEMO_EXIT:-0}" = 1 ]; then
   exit 0
 fi
 echo "demo: running; press Ctrl-C to stop everything"
-wait
+while :; do sleep 3600 & current=$!; wait "$current"; done

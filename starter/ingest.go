@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	enumspb "go.temporal.io/api/enums/v1"
@@ -35,6 +36,7 @@ type batchOutcome struct {
 func (c *cli) ingestCmd() *cobra.Command {
 	var parallel int
 	var wait, asJSON, noAnalyze bool
+	var waitWorker time.Duration
 	cmd := &cobra.Command{
 		Use:   "ingest FILE|DIR...",
 		Short: "Ingest telemetry batches (CSV or JSON Lines, gzip or not) through the IngestTelemetry workflow",
@@ -56,6 +58,13 @@ readable by the workers (pass paths, not data: the claim-check pattern).`,
 				return err
 			}
 			defer tc.Close()
+			needs := []queueNeed{{c.cfg.Queues.Main, enumspb.TASK_QUEUE_TYPE_WORKFLOW}}
+			if !noAnalyze {
+				needs = append(needs, queueNeed{c.cfg.Queues.Analysis, enumspb.TASK_QUEUE_TYPE_ACTIVITY})
+			}
+			if err := waitForWorkers(cmd.Context(), tc, c.stderr, waitWorker, needs...); err != nil {
+				return err
+			}
 			outs := c.ingestAll(cmd.Context(), tc, files, parallel, wait, !noAnalyze)
 			return c.reportIngest(outs, asJSON, wait)
 		},
@@ -64,6 +73,7 @@ readable by the workers (pass paths, not data: the claim-check pattern).`,
 	cmd.Flags().BoolVar(&wait, "wait", true, "wait for each workflow and print its result")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per batch")
 	cmd.Flags().BoolVar(&noAnalyze, "no-analyze", false, "store only, do not analyse the boxes")
+	addWaitForWorker(cmd, &waitWorker)
 	return cmd
 }
 

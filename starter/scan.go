@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
 	"github.com/sanwatch/sanwatch/activities"
@@ -56,6 +57,7 @@ func (c *cli) scanCmd() *cobra.Command {
 	var f scanFlags
 	var id string
 	var wait bool
+	var waitWorker time.Duration
 	cmd := &cobra.Command{
 		Use:   "scan",
 		Short: "Run a FleetScan now: analyse every selected box and hand findings to remediation",
@@ -74,6 +76,11 @@ func (c *cli) scanCmd() *cobra.Command {
 				return err
 			}
 			defer tc.Close()
+			if err := waitForWorkers(ctx, tc, c.stderr, waitWorker,
+				queueNeed{c.cfg.Queues.Main, enumspb.TASK_QUEUE_TYPE_WORKFLOW},
+				queueNeed{c.cfg.Queues.Analysis, enumspb.TASK_QUEUE_TYPE_ACTIVITY}); err != nil {
+				return err
+			}
 			run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 				ID: id, TaskQueue: c.cfg.Queues.Main, WorkflowExecutionErrorWhenAlreadyStarted: true,
 			}, workflows.FleetScan, in)
@@ -96,6 +103,7 @@ func (c *cli) scanCmd() *cobra.Command {
 	f.add(cmd)
 	cmd.Flags().StringVar(&id, "id", "", "workflow id (default scan-<UTC time>)")
 	cmd.Flags().BoolVar(&wait, "wait", true, "wait for the scan and print its report")
+	addWaitForWorker(cmd, &waitWorker)
 	return cmd
 }
 
