@@ -34,6 +34,16 @@ const (
 	PortLinkResets         = "port.link_resets"
 	BatteryChargePct       = "battery.charge_pct"
 	ReplicationLagS        = "replication.lag_s"
+
+	// SMART counters and gauges beyond the core set (ATA attribute ids and
+	// NVMe health-log fields in the comments).
+	DiskReportedUncorrectable = "disk.reported_uncorrectable" // ATA 187
+	DiskCommandTimeouts       = "disk.command_timeouts"       // ATA 188
+	DiskOfflineUncorrectable  = "disk.offline_uncorrectable"  // ATA 198
+	DiskUDMACRCErrors         = "disk.udma_crc_errors"        // ATA 199
+	DiskPowerOnHours          = "disk.power_on_hours"         // ATA 9, NVMe power_on_hours
+	DiskAvailableSparePct     = "disk.available_spare_pct"    // NVMe available_spare
+	DiskFailed                = "disk.failed"                 // 1 when the box reports the drive failed
 )
 
 // Catalogue lists the metrics sanwatch knows, in a fixed order.
@@ -42,4 +52,6 @@ var Catalogue = []string{
 	VolumeIOPS, NodeCPUBusyPct, CacheReadHitPct, CacheWritePendingPct,
 	DiskReallocatedSectors, DiskPendingSectors, DiskMediaErrors, DiskTemperatureC,
 	DiskWearPct, PortCRCErrors, PortLinkResets, BatteryChargePct, ReplicationLagS,
+	DiskReportedUncorrectable, DiskCommandTimeouts, DiskOfflineUncorrectable, DiskUDMACRCErrors,
+	DiskPowerOnHours, DiskAvailableSparePct, DiskFailed,
 }
