@@ -320,9 +320,12 @@ func plainName(s string) bool {
 
 // truncate shortens s for an error message, so a hostile file cannot fill
 // logs through it.
-func truncate(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "..."
+func truncate(s string) string { return truncateN(s, 40) }
+
+// truncateN shortens s to n bytes and an ellipsis.
+func truncateN(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
 	}
 	return s
 }
