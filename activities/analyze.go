@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -107,6 +109,18 @@ func (a *Activities) analyzeBox(ctx context.Context, id string, window time.Dura
 	if hadData {
 		if w.Samples, err = a.Store.Window(ctx, id, w.Start, w.End); err != nil {
 			return nil, false, fmt.Errorf("read window: %w", err)
+		}
+		// Rules that need more history of some kinds of component (disks:
+		// 30 days) get it, for those components alone.
+		_, byKind := a.Engine.History(id)
+		for _, kind := range slices.Sorted(maps.Keys(byKind)) {
+			if h := byKind[kind]; h > window {
+				older, err := a.Store.WindowKind(ctx, id, kind, end.Add(-h), w.Start)
+				if err != nil {
+					return nil, false, fmt.Errorf("read %s history: %w", kind, err)
+				}
+				w.Samples = append(w.Samples, older...) // the engine puts them in order
+			}
 		}
 	}
 	found, err := a.Engine.Analyze(ctx, w)

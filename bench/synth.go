@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -232,6 +233,18 @@ func (s *synthStore) Window(_ context.Context, box string, from, to time.Time) (
 		return nil, nil
 	}
 	return synthBox(box, faultOf(i), s.shape, s.end, from, to), nil
+}
+
+// WindowKind generates the window and keeps the components of one kind.
+func (s *synthStore) WindowKind(ctx context.Context, box, kind string, from, to time.Time) ([]telemetry.Sample, error) {
+	all, err := s.Window(ctx, box, from, to)
+	out := all[:0]
+	for _, x := range all {
+		if strings.HasPrefix(x.Component, kind+"/") {
+			out = append(out, x)
+		}
+	}
+	return out, err
 }
 
 // LatestSample returns the time of the last generated point of a known box.

@@ -44,8 +44,15 @@ type ExternalAnalyzer struct {
 	MaxOutputBytes int64
 }
 
+// DefaultWindow is the history a rule sees unless its history_days says
+// otherwise.
+const DefaultWindow = 48 * time.Hour
+
 // Options configures an Engine.
 type Options struct {
+	// Window is the history each rule sees unless its history_days
+	// threshold asks for more (or less); 0 means DefaultWindow.
+	Window     time.Duration
 	Thresholds Thresholds            // nil: defaults; partial maps fall back to defaults per key
 	Overrides  map[string]Thresholds // box id -> partial thresholds for that box
 	Advisories []Advisory
@@ -55,6 +62,7 @@ type Options struct {
 // Engine runs the built-in rules and the external analyzers. It is safe for
 // concurrent use.
 type Engine struct {
+	window     time.Duration
 	base       Thresholds
 	perBox     map[string]Thresholds
 	advisories []Advisory
@@ -63,23 +71,26 @@ type Engine struct {
 
 // rule is one built-in analyzer: it returns findings with Component,
 // Severity, Title, Problem, Evidence (Metric, Numbers, Series) and
-// Remediation set; the engine fills in the rest.
+// Remediation set; the engine fills in the rest. A rule with a history_days
+// threshold sees that much history of components of its kind (loaded for it
+// alone); the others see the engine's window.
 type rule struct {
 	name string
+	kind string // component kind it reads ("disk"), for rules with history_days
 	run  func(in *input, th map[string]float64, advisories []Advisory) []finding.Finding
 }
 
 // rules are the built-in analyzers, in finding.Rules order.
 var rules = []rule{
-	{finding.RuleCapacity, capacityRule},
-	{finding.RuleLatency, latencyRule},
-	{finding.RuleDiskFailure, diskRule},
-	{finding.RuleSSDWear, wearRule},
-	{finding.RulePortErrors, portRule},
-	{finding.RuleCacheBattery, cacheBatteryRule},
-	{finding.RuleSaturation, saturationRule},
-	{finding.RuleReplicationLag, replicationRule},
-	{finding.RuleFirmwareAdvisory, firmwareRule},
+	{finding.RuleCapacity, "pool", capacityRule},
+	{finding.RuleLatency, "volume", latencyRule},
+	{finding.RuleDiskFailure, "disk", diskRule},
+	{finding.RuleSSDWear, "disk", wearRule},
+	{finding.RulePortErrors, "port", portRule},
+	{finding.RuleCacheBattery, "", cacheBatteryRule},
+	{finding.RuleSaturation, "node", saturationRule},
+	{finding.RuleReplicationLag, "replication", replicationRule},
+	{finding.RuleFirmwareAdvisory, "", firmwareRule},
 }
 
 // New checks o and returns an Engine. Errors name the threshold
@@ -88,7 +99,13 @@ func New(o Options) (*Engine, error) {
 	if err := o.Thresholds.Validate(); err != nil {
 		return nil, fmt.Errorf("check thresholds: %w", err)
 	}
-	e := &Engine{base: DefaultThresholds().merge(o.Thresholds), perBox: map[string]Thresholds{}}
+	if o.Window < 0 {
+		return nil, fmt.Errorf("check window: %s: must be positive", o.Window)
+	}
+	if o.Window == 0 {
+		o.Window = DefaultWindow
+	}
+	e := &Engine{window: o.Window, base: DefaultThresholds().merge(o.Thresholds), perBox: map[string]Thresholds{}}
 	for box, t := range o.Overrides {
 		if box == "" {
 			return nil, errors.New("check threshold overrides: empty box id")
@@ -149,6 +166,30 @@ func (e *Engine) ThresholdsFor(box string) Thresholds {
 	return e.thresholds(box).merge(nil)
 }
 
+// History returns how much history box's analysis needs: the engine's
+// window for every component, and per component kind ("disk") the longer
+// history its rules ask for. Callers load the window for every component
+// and the longer spans for those kinds (Window.Start stays the start of the
+// window: rules without a history of their own see only that).
+func (e *Engine) History(box string) (window time.Duration, byKind map[string]time.Duration) {
+	th := e.thresholds(box)
+	byKind = map[string]time.Duration{}
+	for _, r := range rules {
+		if h := ruleHistory(th[r.name], 0); r.kind != "" && h > e.window && h > byKind[r.kind] {
+			byKind[r.kind] = h
+		}
+	}
+	return e.window, byKind
+}
+
+// ruleHistory returns the history_days threshold as a duration, or def.
+func ruleHistory(th map[string]float64, def time.Duration) time.Duration {
+	if d := th["history_days"]; d > 0 {
+		return time.Duration(d * float64(24*time.Hour))
+	}
+	return def
+}
+
 func (e *Engine) thresholds(box string) Thresholds {
 	if t, ok := e.perBox[box]; ok {
 		return t
@@ -165,12 +206,25 @@ func (e *Engine) Analyze(ctx context.Context, w Window) ([]finding.Finding, erro
 	if w.Box.ID == "" {
 		return nil, errors.New("analyze window: missing box id")
 	}
-	in := newInput(w)
+	full := newInput(w)
 	th := e.thresholds(w.Box.ID)
+	views := map[time.Time]*input{} // one trimmed view per history
 	var out []finding.Finding
 	for _, r := range rules {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("analyze box %s: %w", w.Box.ID, err)
+		}
+		from := w.Start // the caller's window, unless the rule asks for its own history
+		if h := ruleHistory(th[r.name], 0); h > 0 || from.IsZero() {
+			from = full.end.Add(-max(h, e.window))
+			if h > 0 {
+				from = full.end.Add(-h)
+			}
+		}
+		in, ok := views[from]
+		if !ok {
+			in = full.since(from)
+			views[from] = in
 		}
 		for _, f := range r.run(in, th[r.name], e.advisories) {
 			f.Box = w.Box.ID
@@ -194,7 +248,7 @@ func (e *Engine) Analyze(ctx context.Context, w Window) ([]finding.Finding, erro
 				continue
 			}
 			for _, f := range fs {
-				out = append(out, e.complete(f, in))
+				out = append(out, e.complete(f, full))
 			}
 		}
 	}

@@ -139,6 +139,30 @@ func newInput(w Window) *input {
 	return in
 }
 
+// since returns a view of in with only the points at or after from (and
+// start moved up to from). The points are shared, not copied.
+func (in *input) since(from time.Time) *input {
+	out := &input{box: in.box, start: from, end: in.end, index: map[string]int{}}
+	var earliest, first time.Time
+	for _, s := range in.series {
+		i, _ := slices.BinarySearchFunc(s.pts, from, func(p telemetry.Sample, t time.Time) int { return p.Time.Compare(t) })
+		if i == len(s.pts) {
+			continue
+		}
+		out.index[s.component+"\x00"+s.metric] = len(out.series)
+		out.series = append(out.series, series{component: s.component, metric: s.metric, pts: s.pts[i:]})
+		if first = s.pts[i].Time; earliest.IsZero() || first.Before(earliest) {
+			earliest = first
+		}
+	}
+	if earliest.After(from) && earliest.Before(in.start) {
+		out.start = earliest // less history than asked for: the window is what there is
+	} else if earliest.After(from) {
+		out.start = in.start
+	}
+	return out
+}
+
 // group splits samples into runs of one component and metric. It reports
 // false, leaving in without series, when samples are not ordered by
 // component, metric, time.

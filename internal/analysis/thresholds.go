@@ -43,12 +43,14 @@ var specs = map[string][]spec{
 		{key: "min_baseline_points", def: 12, min: 1, max: 1e6, whole: true, unit: "points"},
 	},
 	finding.RuleDiskFailure: {
+		{key: "history_days", def: 30, min: 0, max: 3650, unit: "days"},
 		{key: "min_delta", def: 10, min: 1, max: 1e9, unit: "sectors"},
 		{key: "min_steps", def: 2, min: 1, max: 1e5, whole: true, unit: "intervals"},
 		{key: "critical_delta", def: 50, min: 1, max: 1e9, unit: "sectors"},
 		{key: "pending_points", def: 3, min: 1, max: 1e5, whole: true, unit: "points"},
 	},
 	finding.RuleSSDWear: {
+		{key: "history_days", def: 30, min: 0, max: 3650, unit: "days"},
 		{key: "warning_pct", def: 85, min: 0, max: 100, unit: "%"},
 		{key: "critical_pct", def: 95, min: 0, max: 100, unit: "%"},
 		{key: "forecast_days", def: 30, min: 0, max: 3650, unit: "days"},

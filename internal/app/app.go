@@ -126,7 +126,7 @@ func Engine(cfg *config.Config) (*analysis.Engine, error) {
 		ext = append(ext, analysis.ExternalAnalyzer{Name: e.Name, Command: e.Command, Timeout: e.Timeout, MaxOutputBytes: e.MaxOutputBytes})
 	}
 	return analysis.New(analysis.Options{
-		Thresholds: cfg.Rules, Overrides: cfg.Overrides, Advisories: advisories, External: ext,
+		Window: cfg.Analysis.Window, Thresholds: cfg.Rules, Overrides: cfg.Overrides, Advisories: advisories, External: ext,
 	})
 }
 

@@ -227,9 +227,24 @@ func (p *Postgres) AppendSamples(ctx context.Context, samples []telemetry.Sample
 
 // Window returns box's samples in [from, to); see Store.
 func (p *Postgres) Window(ctx context.Context, box string, from, to time.Time) ([]telemetry.Sample, error) {
-	rows, err := p.pool.Query(ctx, `SELECT component, metric, ts, value FROM samples
+	return p.window(ctx, box, `SELECT component, metric, ts, value FROM samples
 		WHERE box = $1 AND ts >= $2 AND ts < $3 ORDER BY component, metric, ts`,
 		box, clampNanos(from), clampNanos(to))
+}
+
+// WindowKind returns box's samples of components of one kind; see Store.
+// starts_with does not depend on the database's collation, as a range on
+// component would.
+func (p *Postgres) WindowKind(ctx context.Context, box, kind string, from, to time.Time) ([]telemetry.Sample, error) {
+	lo, _ := kindRange(kind)
+	return p.window(ctx, box, `SELECT component, metric, ts, value FROM samples
+		WHERE box = $1 AND starts_with(component, $2) AND ts >= $3 AND ts < $4 ORDER BY component, metric, ts`,
+		box, lo, clampNanos(from), clampNanos(to))
+}
+
+// window runs a query for box's samples (component, metric, ts, value).
+func (p *Postgres) window(ctx context.Context, box, query string, args ...any) ([]telemetry.Sample, error) {
+	rows, err := p.pool.Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query window of %s: %w", box, err)
 	}

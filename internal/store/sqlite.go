@@ -307,9 +307,23 @@ func sqliteInsertSamples(n int) string {
 
 // Window returns box's samples in [from, to); see Store.
 func (s *SQLite) Window(ctx context.Context, box string, from, to time.Time) ([]telemetry.Sample, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT component, metric, ts, value FROM samples
+	return s.window(ctx, box, `SELECT component, metric, ts, value FROM samples
 		WHERE box = ? AND ts >= ? AND ts < ? ORDER BY component, metric, ts`,
 		box, clampNanos(from), clampNanos(to))
+}
+
+// WindowKind returns box's samples of components of one kind; see Store.
+// The component range seeks on the primary key (box, component, ...).
+func (s *SQLite) WindowKind(ctx context.Context, box, kind string, from, to time.Time) ([]telemetry.Sample, error) {
+	lo, hi := kindRange(kind)
+	return s.window(ctx, box, `SELECT component, metric, ts, value FROM samples
+		WHERE box = ? AND component >= ? AND component < ? AND ts >= ? AND ts < ? ORDER BY component, metric, ts`,
+		box, lo, hi, clampNanos(from), clampNanos(to))
+}
+
+// window runs a query for box's samples (component, metric, ts, value).
+func (s *SQLite) window(ctx context.Context, box, query string, args ...any) ([]telemetry.Sample, error) {
+	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query window of %s: %w", box, err)
 	}

@@ -104,6 +104,10 @@ type Store interface {
 	// Window returns box's samples with from <= time < to, ordered by
 	// component, metric, time.
 	Window(ctx context.Context, box string, from, to time.Time) ([]telemetry.Sample, error)
+	// WindowKind is Window restricted to the components of one kind
+	// ("disk" for disk/0, disk/1 ...), for rules that need a longer history
+	// of some components than of the rest.
+	WindowKind(ctx context.Context, box, kind string, from, to time.Time) ([]telemetry.Sample, error)
 	// LatestSample returns the time of box's newest sample, or ErrNotFound.
 	LatestSample(ctx context.Context, box string) (time.Time, error)
 
@@ -155,3 +159,8 @@ type Store interface {
 	// Close releases the store's resources.
 	Close() error
 }
+
+// kindRange returns the component range [lo, hi) of a kind: every
+// component "kind/..." sorts at or after "kind/" and before "kind0" ('0'
+// follows '/'), which the samples primary key can seek to.
+func kindRange(kind string) (lo, hi string) { return kind + "/", kind + "0" }

@@ -33,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AppendSamplesDuplicateKeysInBatch", testAppendDuplicates},
 		{"AppendSamplesRejects", testAppendRejects},
 		{"Window", testWindow},
+		{"WindowKind", testWindowKind},
 		{"LatestSample", testLatestSample},
 		{"TimesRoundTrip", testTimesRoundTrip},
 		{"ConcurrentAppend", testConcurrentAppend},
@@ -211,6 +212,37 @@ func testWindow(t *testing.T, s store.Store) {
 	w, err := s.Window(ctx, "nobox", minute(-10), minute(10))
 	require.NoError(t, err)
 	require.Empty(t, w)
+}
+
+func testWindowKind(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	comps := []string{"disk/0", "disk/10", "disk0", "disks/1", "diskette/3", "pool/p0", "d/1", "disk/ä"}
+	all := grid([]string{"b1", "b2"}, comps, []string{telemetry.DiskPendingSectors}, 3, func(i int) float64 { return float64(i) })
+	_, err := s.AppendSamples(ctx, all)
+	require.NoError(t, err)
+	minute := func(i int) time.Time { return t0.Add(time.Duration(i) * time.Minute) }
+	tests := []struct {
+		name, kind string
+		from, to   time.Time
+		want       []string // component of each sample, in order
+	}{
+		{"only disk/ components", "disk", minute(0), minute(10), []string{"disk/0", "disk/0", "disk/0", "disk/10", "disk/10", "disk/10", "disk/ä", "disk/ä", "disk/ä"}},
+		{"time bounds as Window", "disk", minute(1), minute(2), []string{"disk/0", "disk/10", "disk/ä"}},
+		{"another kind", "pool", minute(0), minute(10), []string{"pool/p0", "pool/p0", "pool/p0"}},
+		{"a kind nobody has", "port", minute(0), minute(10), nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w, err := s.WindowKind(ctx, "b1", tc.kind, tc.from, tc.to)
+			require.NoError(t, err)
+			var got []string
+			for _, x := range w {
+				require.Equal(t, "b1", x.Box)
+				got = append(got, x.Component)
+			}
+			require.Equal(t, tc.want, got)
+		})
+	}
 }
 
 func testLatestSample(t *testing.T, s store.Store) {
