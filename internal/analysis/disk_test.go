@@ -34,12 +34,12 @@ func TestDiskRule(t *testing.T) {
 			name: "reallocated sectors climbing with pending sectors",
 			box: healthyBox().set(disk, telemetry.DiskReallocatedSectors, steps(4, onsetIndex, 24, 2, 10)).
 				set(disk, telemetry.DiskPendingSectors, steps(0, onsetIndex+30, 40, 1, 2)),
-			want: []want{{finding.RuleDiskFailure, disk, finding.Warning}},
+			want: []want{{finding.RuleDiskFailure, disk, finding.Critical}}, // two signs agree
 			checkFunc: func(t *testing.T, fs []finding.Finding) {
 				f := fs[0]
-				require.Regexp(t, `^disk 7 reallocated sectors \+\d+ in 48h$`, f.Title)
-				require.GreaterOrEqual(t, findNumber(t, f, "reallocated_delta"), 10.0)
-				require.GreaterOrEqual(t, findNumber(t, f, "reallocated_steps"), 2.0)
+				require.Regexp(t, `^disk 7 reallocated sectors \+\d+ in 48h \(\+1 more signs\)$`, f.Title)
+				require.GreaterOrEqual(t, findNumber(t, f, "reallocated_sectors_delta"), 10.0)
+				require.Contains(t, f.Problem, "pending reallocation")
 				require.Contains(t, f.Remediation[0], "Copy disk 7 of box-0042 to a hot spare")
 			},
 		},
@@ -64,18 +64,44 @@ func TestDiskRule(t *testing.T) {
 			box:  healthyBox().set(disk, telemetry.DiskPendingSectors, steps(0, onsetIndex, 30, 1, 3)),
 			want: []want{{finding.RuleDiskFailure, disk, finding.Warning}},
 			checkFunc: func(t *testing.T, fs []finding.Finding) {
-				require.Regexp(t, `^disk 7 pending sectors rising to \d+$`, fs[0].Title)
+				require.Regexp(t, `^disk 7 pending sectors at \d+$`, fs[0].Title)
 				require.Equal(t, telemetry.DiskPendingSectors, fs[0].Evidence.Metric)
 			},
 		},
 		{
-			name: "one jump of +30 is not a trend",
+			name: "one jump of +30 reallocated sectors is a finding",
 			box: healthyBox().set(disk, telemetry.DiskReallocatedSectors, func(i int, _ *rand.Rand) float64 {
 				if i >= points-100 {
 					return 34
 				}
 				return 4
 			}),
+			want: []want{{finding.RuleDiskFailure, disk, finding.Warning}},
+		},
+		{
+			name: "a stable count below realloc_level is not",
+			box:  healthyBox().set(disk, telemetry.DiskReallocatedSectors, func(int, *rand.Rand) float64 { return 40 }),
+		},
+		{
+			name: "a stable count at realloc_level is",
+			box:  healthyBox().set(disk, telemetry.DiskReallocatedSectors, func(int, *rand.Rand) float64 { return 60 }),
+			want: []want{{finding.RuleDiskFailure, disk, finding.Warning}},
+			checkFunc: func(t *testing.T, fs []finding.Finding) {
+				require.Equal(t, "disk 7 reallocated sectors at 60", fs[0].Title)
+			},
+		},
+		{
+			name: "reported uncorrectable errors growing",
+			box:  healthyBox().set(disk, telemetry.DiskReportedUncorrectable, steps(0, onsetIndex, 50, 1, 1)),
+			want: []want{{finding.RuleDiskFailure, disk, finding.Warning}},
+			checkFunc: func(t *testing.T, fs []finding.Finding) {
+				require.Regexp(t, `^disk 7 reported uncorrectable errors \(SMART 187\) \+\d+ in 48h$`, fs[0].Title)
+			},
+		},
+		{
+			name: "NVMe spare below 10% is critical",
+			box:  healthyBox().set(disk, telemetry.DiskAvailableSparePct, func(i int, _ *rand.Rand) float64 { return 8 }),
+			want: []want{{finding.RuleDiskFailure, disk, finding.Critical}},
 		},
 		{
 			name: "a counter reset when the disk is replaced",
@@ -105,15 +131,14 @@ func TestDiskRule(t *testing.T) {
 			}),
 		},
 		{
-			name: "per-box min_steps 1 flags a single jump",
+			name: "per-box min_steps 2 ignores a single jump",
 			box: healthyBox().set(disk, telemetry.DiskReallocatedSectors, func(i int, _ *rand.Rand) float64 {
 				if i >= points-100 {
 					return 34
 				}
 				return 4
 			}),
-			options: override(finding.RuleDiskFailure, "min_steps", 1),
-			want:    []want{{finding.RuleDiskFailure, disk, finding.Warning}},
+			options: override(finding.RuleDiskFailure, "min_steps", 2),
 		},
 	}
 	runRuleCases(t, cases)

@@ -44,10 +44,15 @@ var specs = map[string][]spec{
 	},
 	finding.RuleDiskFailure: {
 		{key: "history_days", def: 30, min: 0, max: 3650, unit: "days"},
-		{key: "min_delta", def: 10, min: 1, max: 1e9, unit: "sectors"},
-		{key: "min_steps", def: 2, min: 1, max: 1e5, whole: true, unit: "intervals"},
+		{key: "min_delta", def: 5, min: 1, max: 1e9, unit: "sectors"},
+		{key: "min_steps", def: 1, min: 1, max: 1e5, whole: true, unit: "intervals"},
 		{key: "critical_delta", def: 50, min: 1, max: 1e9, unit: "sectors"},
-		{key: "pending_points", def: 3, min: 1, max: 1e5, whole: true, unit: "points"},
+		{key: "realloc_level", def: 50, min: 0, max: 1e9, unit: "sectors (0: off)"},
+		{key: "pending_min", def: 2, min: 1, max: 1e9, unit: "sectors"},
+		{key: "pending_points", def: 2, min: 1, max: 1e5, whole: true, unit: "points"},
+		{key: "uncorrectable_delta", def: 1, min: 1, max: 1e9, unit: "errors"},
+		{key: "media_delta", def: 1, min: 1, max: 1e9, unit: "errors"},
+		{key: "min_spare_pct", def: 10, min: 0, max: 100, unit: "%"},
 	},
 	finding.RuleSSDWear: {
 		{key: "history_days", def: 30, min: 0, max: 3650, unit: "days"},
