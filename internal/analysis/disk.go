@@ -82,8 +82,8 @@ func diskRule(in *input, th map[string]float64, _ []Advisory) []finding.Finding 
 			}
 			if delta >= th[c.key] && steps >= minSteps {
 				sigs = append(sigs, diskSignal{metric: c.metric,
-					title: fmt.Sprintf("%s +%.0f in %s", c.name, delta, span),
-					prose: fmt.Sprintf("%s grew by %.0f in %d separate intervals over the last %s (now %.0f)", c.name, delta, steps, span, now),
+					title:  fmt.Sprintf("%s +%.0f in %s", c.name, delta, span),
+					prose:  fmt.Sprintf("%s grew by %.0f in %d separate intervals over the last %s (now %.0f)", c.name, delta, steps, span, now),
 					strong: c.metric == telemetry.DiskReallocatedSectors && delta >= th["critical_delta"]})
 				if lead.pts == nil {
 					lead = sr
