@@ -25,7 +25,7 @@ type column struct {
 
 // Data is the telemetry a backtest replays, per box.
 type Data struct {
-	boxes map[string][]*column // sorted by component, metric
+	boxes map[string][]*column                     // sorted by component, metric
 	index map[string]map[string]map[string]*column // box -> component -> metric
 	// Notes are reported oddities: samples that arrived out of time order
 	// (a clock that jumped back), files that were skipped.
