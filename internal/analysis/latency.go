@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,7 +51,17 @@ func detectAnomaly(in *input, s series, th map[string]float64) (anomaly, bool) {
 	m := mad(vals[:nb], base)
 	limit := base + max(th["z"]*madScale*m, th["min_delta_ms"])
 	floor := th["min_ratio"] * base
-	run := tailRun(vals[nb:], func(v float64) bool { return v > limit && v >= floor })
+	// A point is anomalous when it is above the window's baseline and also
+	// above what this volume usually does at this time of day (and of the
+	// week): a backup that runs every night is its normal, not a finding.
+	run := 0
+	for i := len(vals) - 1; i >= nb; i-- {
+		v := vals[i]
+		if v <= limit || v < floor || seasonallyNormal(s, i, th) {
+			break
+		}
+		run++
+	}
 	if run < sustain {
 		return anomaly{}, false
 	}
@@ -62,6 +73,59 @@ func detectAnomaly(in *input, s series, th map[string]float64) (anomaly, bool) {
 	a.since = s.pts[len(s.pts)-run].Time
 	a.duration = s.last().Time.Sub(a.since) + s.step()
 	return a, true
+}
+
+// seasonTolerance is how far from the same time of an earlier day a point
+// may be to count as that time's reference.
+const seasonTolerance = 20 * time.Minute
+
+// seasonallyNormal reports whether point i of s is within what the series
+// did at the same time of day on the days before (when at least two earlier
+// days have a point there: a pattern, not a one-off), or at the same time of
+// the week a week or two before (when one has).
+func seasonallyNormal(s series, i int, th map[string]float64) bool {
+	t, v := s.pts[i].Time, s.pts[i].Value
+	var daily, weekly []float64
+	for k := 1; k <= 21; k++ {
+		ref, ok := s.valueNear(t.Add(-time.Duration(k)*24*time.Hour), seasonTolerance)
+		if !ok {
+			continue
+		}
+		if k <= 6 {
+			daily = append(daily, ref)
+		}
+		if k%7 == 0 {
+			weekly = append(weekly, ref)
+		}
+	}
+	within := func(refs []float64) bool {
+		med := medianOf(refs)
+		return v <= med*1.5+max(th["z"]*madScale*mad(refs, med), th["min_delta_ms"])
+	}
+	return (len(daily) >= 2 && within(daily)) || (len(weekly) >= 1 && within(weekly))
+}
+
+// valueNear returns the value of the point of s closest to t, if one is
+// within tol.
+func (s series) valueNear(t time.Time, tol time.Duration) (float64, bool) {
+	i, _ := slices.BinarySearchFunc(s.pts, t, func(p telemetry.Sample, t time.Time) int { return p.Time.Compare(t) })
+	best, bestD := 0.0, tol+1
+	for _, j := range []int{i - 1, i} {
+		if j < 0 || j >= len(s.pts) {
+			continue
+		}
+		if d := absDuration(s.pts[j].Time.Sub(t)); d < bestD {
+			best, bestD = s.pts[j].Value, d
+		}
+	}
+	return best, bestD <= tol
+}
+
+func absDuration(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
 }
 
 // latencyRule finds volumes whose read or write latency left its baseline

@@ -35,6 +35,7 @@ var specs = map[string][]spec{
 		{key: "plan_days", def: 30, min: 1, max: 3650, unit: "days"},
 	},
 	finding.RuleLatency: {
+		{key: "history_days", def: 8, min: 0, max: 3650, unit: "days"},
 		{key: "z", def: 6, min: 0, max: 1000, unit: "MADs"},
 		{key: "min_delta_ms", def: 0.5, min: 0, max: 1e6, unit: "ms"},
 		{key: "min_ratio", def: 2, min: 1, max: 1000, unit: "x baseline"},

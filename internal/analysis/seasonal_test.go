@@ -1,0 +1,105 @@
+package analysis
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sanwatch/sanwatch/internal/finding"
+	"github.com/sanwatch/sanwatch/internal/fleet"
+	"github.com/sanwatch/sanwatch/internal/telemetry"
+)
+
+// longSeries is days of 5-minute points ending at end, value(t) each.
+func longSeries(component, metric string, end time.Time, days int, value func(t time.Time, r *rand.Rand) float64) []telemetry.Sample {
+	r := rand.New(rand.NewPCG(7, 11))
+	n := days * 288
+	out := make([]telemetry.Sample, n)
+	for i := range out {
+		t := end.Add(-time.Duration(n-i) * 5 * time.Minute)
+		out[i] = telemetry.Sample{Time: t, Box: testBox, Component: component, Metric: metric, Value: value(t, r)}
+	}
+	return out
+}
+
+// analyzeLong runs the engine at its defaults on samples ending at end, the
+// way the activity loads them: the rule's own history.
+func analyzeLong(t *testing.T, end time.Time, samples ...[]telemetry.Sample) []finding.Finding {
+	t.Helper()
+	e, err := New(Options{})
+	require.NoError(t, err)
+	var all []telemetry.Sample
+	for _, s := range samples {
+		all = append(all, s...)
+	}
+	fs, err := e.Analyze(context.Background(), Window{Box: fleet.Box{ID: testBox}, Start: end.Add(-DefaultWindow), End: end, Samples: all})
+	require.NoError(t, err)
+	return fs
+}
+
+// quietVolume is a 0.4 ms volume with a mild daily swing and noise.
+func quietVolume(t time.Time, r *rand.Rand) float64 {
+	h := float64(t.Hour()) + float64(t.Minute())/60
+	return 0.4 * (1 + 0.1*math.Sin(2*math.Pi*h/24)) * (1 + 0.1*(r.Float64()-0.5))
+}
+
+// Seasonal cases for latency_anomaly: a backup that runs every night is the
+// volume's normal; the same latency at an hour when it never happens is not.
+func TestLatencySeasonal(t *testing.T) {
+	const vol = "volume/db01"
+	// 03:30 on a Sunday, in the middle of the backup.
+	end := time.Date(2026, 11, 8, 3, 30, 0, 0, time.UTC)
+	nightly := func(t time.Time, r *rand.Rand) float64 {
+		if t.Hour() >= 2 && t.Hour() < 4 {
+			return 3 * (1 + 0.1*(r.Float64()-0.5))
+		}
+		return quietVolume(t, r)
+	}
+	cases := []struct {
+		name  string
+		value func(time.Time, *rand.Rand) float64
+		end   time.Time
+		want  int
+	}{
+		{"a nightly 2-hour backup at 3 ms is normal", nightly, end, 0},
+		{"a Sunday-only backup is normal on the next Sunday", func(t time.Time, r *rand.Rand) float64 {
+			if t.Weekday() == time.Sunday && t.Hour() >= 2 && t.Hour() < 4 {
+				return 3
+			}
+			return quietVolume(t, r)
+		}, end, 0},
+		{"the same 3 ms at 14:00, when it never happens, is a finding", func(t time.Time, r *rand.Rand) float64 {
+			if t.After(end.Add(-90 * time.Minute).Add(11 * time.Hour)) {
+				return 3
+			}
+			return nightly(t, r)
+		}, end.Add(11 * time.Hour), 1},
+		{"latency up for good, night and day, is a finding", func(t time.Time, r *rand.Rand) float64 {
+			if t.After(end.Add(-10 * time.Hour)) {
+				return 4 * nightly(t, r)
+			}
+			return nightly(t, r)
+		}, end, 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := analyzeLong(t, tc.end, longSeries(vol, telemetry.VolumeWriteLatencyMs, tc.end, 8, tc.value))
+			require.Len(t, fs, tc.want, "%v", titles(fs))
+			for _, f := range fs {
+				require.Equal(t, finding.RuleLatency, f.Rule)
+			}
+		})
+	}
+}
+
+func titles(fs []finding.Finding) []string {
+	out := make([]string, len(fs))
+	for i, f := range fs {
+		out[i] = f.Title
+	}
+	return out
+}
