@@ -35,6 +35,23 @@ func trend(pts []telemetry.Sample) (slopePerDay float64, ok bool) {
 	return slope, ok
 }
 
+// sameHoursYesterday returns the trend of s over the h hours that ended 24
+// hours before from+h, when the window has at least minPoints there.
+func sameHoursYesterday(s series, from time.Time, h float64, minPoints int) (float64, bool) {
+	lo := from.Add(-24 * time.Hour)
+	hi := lo.Add(time.Duration(h * float64(time.Hour)))
+	var pts []telemetry.Sample
+	for _, p := range s.pts {
+		if !p.Time.Before(lo) && !p.Time.After(hi) {
+			pts = append(pts, p)
+		}
+	}
+	if len(pts) < minPoints {
+		return 0, false
+	}
+	return trend(pts)
+}
+
 // capacityRule forecasts when each pool is full: a robust trend of
 // pool.used_bytes over the whole window and over the last recent_hours (the
 // steeper wins, so a growth that started late in the window is not averaged
@@ -66,8 +83,16 @@ func capacityRule(in *input, th map[string]float64, _ []Advisory) []finding.Find
 				i--
 			}
 			if len(used.pts)-i >= minPoints {
-				if s, ok := trend(used.pts[i:]); ok && s > slope {
-					slope, basis = s, fmt.Sprintf("the last %g hours", h)
+				if s, ok := trend(used.pts[i:]); ok {
+					// A pool that fills every day and empties every night
+					// rises in the recent hours too: only what it rises
+					// beyond the same hours of the day before is growth.
+					if y, ok := sameHoursYesterday(used, from, h, minPoints); ok {
+						s = slope + (s - y)
+					}
+					if s > slope {
+						slope, basis = s, fmt.Sprintf("the last %g hours", h)
+					}
 				}
 			}
 		}

@@ -103,3 +103,41 @@ func titles(fs []finding.Finding) []string {
 	}
 	return out
 }
+
+// Capacity through daily cycles: a pool that fills by day and empties by
+// night is not filling up; the same cycle on top of real growth is.
+func TestCapacityDailyCycle(t *testing.T) {
+	const pool = "pool/p0"
+	const total = 100e12
+	end := time.Date(2026, 11, 8, 17, 0, 0, 0, time.UTC) // late afternoon: the daily rise is in the last hours
+	cycle := func(t time.Time) float64 { // +2% of the pool from 08:00 to 18:00, back down by night
+		h := float64(t.Hour()) + float64(t.Minute())/60
+		switch {
+		case h < 8:
+			return 0
+		case h < 18:
+			return 0.02 * (h - 8) / 10
+		default:
+			return 0.02 * (24 - h) / 6
+		}
+	}
+	cases := []struct {
+		name   string
+		growth float64 // share of the pool per day
+		want   int
+	}{
+		{"a pool at 70% with zero net growth and a +2% daytime cycle", 0, 0},
+		{"the same cycle on top of 3% a day of real growth", 0.03, 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			used := longSeries(pool, telemetry.PoolUsedBytes, end, 7, func(ts time.Time, r *rand.Rand) float64 {
+				days := ts.Sub(end).Hours() / 24
+				return total * (0.70 + tc.growth*days + cycle(ts) + 0.0005*(r.Float64()-0.5))
+			})
+			tot := longSeries(pool, telemetry.PoolTotalBytes, end, 7, func(time.Time, *rand.Rand) float64 { return total })
+			fs := analyzeLong(t, end, used, tot)
+			require.Len(t, fs, tc.want, "%v", titles(fs))
+		})
+	}
+}

@@ -27,6 +27,7 @@ type spec struct {
 // specs lists every key of every built-in rule, in a fixed order.
 var specs = map[string][]spec{
 	finding.RuleCapacity: {
+		{key: "history_days", def: 7, min: 0, max: 3650, unit: "days"},
 		{key: "warning_days", def: 14, min: 0, max: 3650, unit: "days"},
 		{key: "critical_days", def: 7, min: 0, max: 3650, unit: "days"},
 		{key: "critical_used_pct", def: 95, min: 0, max: 100, unit: "%"},
