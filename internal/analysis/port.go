@@ -17,40 +17,55 @@ type growth struct {
 	duration time.Duration
 }
 
-// sustainedGrowth reports whether each of the last n intervals of s
-// increased (reset-aware) and together by at least minSum.
-func sustainedGrowth(s series, n int, minSum float64) growth {
+// rateGrowth measures a counter over its recent span: the last hours (or,
+// when that holds fewer, the last n+1 points), reset-aware. It hits when the
+// counter grew by minSum over the span in at least n separate intervals:
+// errors that come in bursts count, a single burst does not.
+func rateGrowth(s series, hours float64, n int, minSum float64) growth {
 	g := growth{s: s}
-	d := counterDeltas(s.values())
-	for _, x := range d {
+	vals := s.values()
+	for _, x := range counterDeltas(vals) {
 		g.window += x
 	}
-	if len(d) < n {
+	from := s.last().Time.Add(-time.Duration(hours * float64(time.Hour)))
+	i := len(s.pts) - 1
+	for i > 0 && s.pts[i-1].Time.After(from) {
+		i--
+	}
+	if len(s.pts)-i < n+1 {
+		i = len(s.pts) - 1 - n
+	}
+	if i < 1 {
 		return g
 	}
-	ok := true
-	for _, x := range d[len(d)-n:] {
-		g.recent += x
-		ok = ok && x > 0
+	active := 0
+	for k := i; k < len(vals); k++ {
+		// Only increases count: a reset (the counter cleared) or a dip is
+		// no evidence of new errors, whatever value it restarts from.
+		if x := vals[k] - vals[k-1]; x > 0 {
+			g.recent += x
+			active++
+		}
 	}
-	g.hit = ok && g.recent >= minSum
-	g.duration = s.last().Time.Sub(s.pts[len(s.pts)-1-n].Time)
+	g.hit = active >= n && g.recent >= minSum
+	g.duration = s.last().Time.Sub(s.pts[i-1].Time)
 	return g
 }
 
-// portRule flags ports whose CRC error or link reset counters grew in every
-// one of the last sustain_points intervals, by min_errors (min_resets) in
-// total. Link resets make it critical: they stall I/O on every path.
+// portRule flags ports whose CRC error or link reset counters grew over the
+// last rate_hours by min_errors (min_resets), in at least sustain_points
+// separate intervals, judged by rate so that errors in bursts count. Link
+// resets make it critical: they stall I/O on every path.
 func portRule(in *input, th map[string]float64, _ []Advisory) []finding.Finding {
 	var out []finding.Finding
 	n := int(th["sustain_points"])
 	for _, comp := range in.componentsWithAny(telemetry.PortCRCErrors, telemetry.PortLinkResets) {
 		var crc, lr growth
 		if s, ok := in.get(comp, telemetry.PortCRCErrors); ok {
-			crc = sustainedGrowth(s, n, th["min_errors"])
+			crc = rateGrowth(s, th["rate_hours"], n, th["min_errors"])
 		}
 		if s, ok := in.get(comp, telemetry.PortLinkResets); ok {
-			lr = sustainedGrowth(s, n, th["min_resets"])
+			lr = rateGrowth(s, th["rate_hours"], n, th["min_resets"])
 		}
 		if !crc.hit && !lr.hit {
 			continue
@@ -68,7 +83,7 @@ func portRule(in *input, th map[string]float64, _ []Advisory) []finding.Finding 
 		problem := fmt.Sprintf("Port %s of %s", name, in.box.ID)
 		var nums []finding.Number
 		if crc.hit {
-			problem += fmt.Sprintf(" counted %.0f CRC errors in the last %s, more in every interval (%.0f in the whole window)", crc.recent, fmtDuration(crc.duration), crc.window)
+			problem += fmt.Sprintf(" counted %.0f CRC errors in the last %s, with errors in at least %d separate intervals (%.0f in the whole window)", crc.recent, fmtDuration(crc.duration), n, crc.window)
 			nums = append(nums, num("crc_errors_recent", crc.recent, "errors"), num("crc_errors_window", crc.window, "errors"),
 				num("crc_errors_rate", crc.recent/crc.duration.Minutes(), "errors/min"))
 		}

@@ -34,7 +34,7 @@ func TestPortRule(t *testing.T) {
 			want: []want{{finding.RulePortErrors, port, finding.Warning}},
 			checkFunc: func(t *testing.T, fs []finding.Finding) {
 				f := fs[0]
-				require.Regexp(t, `^port 0:2:1 CRC errors \+\d+ in 30 min$`, f.Title)
+				require.Regexp(t, `^port 0:2:1 CRC errors \+\d+ in 6\.0 hours$`, f.Title)
 				require.Contains(t, f.Remediation[0], "Replace the cable and the SFP of port 0:2:1 on box-0042")
 			},
 		},
@@ -77,9 +77,9 @@ func TestPortRule(t *testing.T) {
 			}),
 		},
 		{
-			name:    "per-box min_errors 1000",
+			name:    "per-box min_errors 5000",
 			box:     healthyBox().set(port, telemetry.PortCRCErrors, errorCounter(200, onsetIndex, 5, 50)),
-			options: override(finding.RulePortErrors, "min_errors", 1000),
+			options: override(finding.RulePortErrors, "min_errors", 5000),
 		},
 	}
 	runRuleCases(t, cases)

@@ -141,3 +141,41 @@ func TestCapacityDailyCycle(t *testing.T) {
 		})
 	}
 }
+
+// Port errors judged by rate: bursts count, a single burst does not.
+func TestPortErrorBursts(t *testing.T) {
+	const port = "port/0:1:1"
+	end := time.Date(2026, 11, 8, 12, 0, 0, 0, time.UTC)
+	start := end.Add(-15 * time.Hour)
+	cases := []struct {
+		name  string
+		count func(i int, t time.Time) float64 // counter value at point i (5-minute steps)
+		want  int
+	}{
+		{"CRC errors in bursts: +400 every other interval for 15 h", func(i int, t time.Time) float64 {
+			if t.Before(start) {
+				return 1000
+			}
+			n := int(t.Sub(start) / (5 * time.Minute))
+			return 1000 + float64((n+1)/2)*400
+		}, 1},
+		{"one burst of 5,000 and nothing since", func(i int, t time.Time) float64 {
+			if t.Before(end.Add(-3 * time.Hour)) {
+				return 1000
+			}
+			return 6000
+		}, 0},
+		{"a flat counter", func(int, time.Time) float64 { return 1000 }, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			i := 0
+			crc := longSeries(port, telemetry.PortCRCErrors, end, 2, func(ts time.Time, _ *rand.Rand) float64 {
+				i++
+				return tc.count(i, ts)
+			})
+			fs := analyzeLong(t, end, crc)
+			require.Len(t, fs, tc.want, "%v", titles(fs))
+		})
+	}
+}

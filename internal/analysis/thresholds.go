@@ -64,6 +64,7 @@ var specs = map[string][]spec{
 		{key: "min_points", def: 24, min: 3, max: 1e6, whole: true, unit: "points"},
 	},
 	finding.RulePortErrors: {
+		{key: "rate_hours", def: 6, min: 0, max: 8760, unit: "hours"},
 		{key: "sustain_points", def: 6, min: 1, max: 1e5, whole: true, unit: "intervals"},
 		{key: "min_errors", def: 25, min: 1, max: 1e12, unit: "errors"},
 		{key: "min_resets", def: 3, min: 1, max: 1e12, unit: "resets"},
