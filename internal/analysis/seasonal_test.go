@@ -110,7 +110,7 @@ func TestCapacityDailyCycle(t *testing.T) {
 	const pool = "pool/p0"
 	const total = 100e12
 	end := time.Date(2026, 11, 8, 17, 0, 0, 0, time.UTC) // late afternoon: the daily rise is in the last hours
-	cycle := func(t time.Time) float64 { // +2% of the pool from 08:00 to 18:00, back down by night
+	cycle := func(t time.Time) float64 {                 // +2% of the pool from 08:00 to 18:00, back down by night
 		h := float64(t.Hour()) + float64(t.Minute())/60
 		switch {
 		case h < 8:
