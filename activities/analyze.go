@@ -22,6 +22,11 @@ type AnalyzeShardInput struct {
 	Boxes []string `json:"boxes"`
 	// Window is how much history ends at each box's newest sample (0: configured).
 	Window time.Duration `json:"window,omitempty"`
+	// JudgeSilence checks each box against the fleet's clock (silent_box).
+	// Scans set it; analysis right after a box's own batch does not, since
+	// that box has just been heard from (and batches of a backlog arrive
+	// out of order).
+	JudgeSilence bool `json:"judge_silence,omitempty"`
 }
 
 // FindingRef is the small summary of one finding that travels back to the workflow.
@@ -66,7 +71,7 @@ func (a *Activities) AnalyzeShard(ctx context.Context, in AnalyzeShardInput) (Sh
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		refs, hadData, err := a.analyzeBox(ctx, in.Boxes[i], window)
+		refs, hadData, err := a.analyzeBox(ctx, in.Boxes[i], window, in.JudgeSilence)
 		if err != nil {
 			return res, fmt.Errorf("analyze box %s: %w", in.Boxes[i], err)
 		}
@@ -87,7 +92,7 @@ type shardProgress struct {
 	Result ShardResult `json:"result"`
 }
 
-func (a *Activities) analyzeBox(ctx context.Context, id string, window time.Duration) ([]FindingRef, bool, error) {
+func (a *Activities) analyzeBox(ctx context.Context, id string, window time.Duration, judgeSilence bool) ([]FindingRef, bool, error) {
 	box := fleet.Box{ID: id}
 	if a.Inventory != nil {
 		if b, ok := a.Inventory.Box(id); ok {
@@ -106,6 +111,11 @@ func (a *Activities) analyzeBox(ctx context.Context, id string, window time.Dura
 		return nil, false, fmt.Errorf("latest sample: %w", err)
 	}
 	w := analysis.Window{Box: box, Start: end.Add(-window), End: end}
+	if hadData && judgeSilence {
+		if w.Now, err = a.Store.NewestSample(ctx); err != nil {
+			return nil, false, fmt.Errorf("read the fleet's clock: %w", err)
+		}
+	}
 	if hadData {
 		if w.Samples, err = a.Store.Window(ctx, id, w.Start, w.End); err != nil {
 			return nil, false, fmt.Errorf("read window: %w", err)

@@ -242,7 +242,7 @@ func (a *Activities) VerifyFinding(ctx context.Context, in VerifyInput) (VerifyR
 	if err != nil {
 		return VerifyResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidInput, nil)
 	}
-	refs, _, err := a.analyzeBox(ctx, box, a.Settings.Window)
+	refs, _, err := a.analyzeBox(ctx, box, a.Settings.Window, true)
 	if err != nil {
 		return VerifyResult{}, fmt.Errorf("verify %s: %w", in.Fingerprint, err)
 	}

@@ -263,6 +263,9 @@ func (s *synthStore) PutBatch(_ context.Context, b store.Batch) error {
 	return nil
 }
 
+// NewestSample returns the end of the synthetic data: every box reports to the end.
+func (s *synthStore) NewestSample(context.Context) (time.Time, error) { return s.end.Add(-step), nil }
+
 // Batch returns a recorded batch or store.ErrNotFound.
 func (s *synthStore) Batch(_ context.Context, id string) (store.Batch, error) {
 	s.mu.Lock()

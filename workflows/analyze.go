@@ -22,6 +22,9 @@ type AnalyzeInput struct {
 	MaxInFlight int `json:"max_in_flight,omitempty"`
 	// Remediate is false to store findings without starting remediation; nil or true starts it.
 	Remediate *bool `json:"remediate,omitempty"`
+	// JudgeSilence also checks the boxes against the fleet's clock
+	// (silent_box), as scans do; ingest leaves it off.
+	JudgeSilence bool `json:"judge_silence,omitempty"`
 }
 
 // AnalyzeResult summarises an analysis: counts, never the findings themselves
@@ -82,7 +85,7 @@ func AnalyzeBoxes(ctx workflow.Context, in AnalyzeInput) (AnalyzeResult, error) 
 	out.Boxes = len(boxes)
 
 	remediate := in.Remediate == nil || *in.Remediate
-	r := newShardRunner(ctx, s, window, inFlight, remediate, func(shard []string, sr activities.ShardResult, err error) {
+	r := newShardRunner(ctx, s, window, in.JudgeSilence, inFlight, remediate, func(shard []string, sr activities.ShardResult, err error) {
 		if err != nil {
 			out.FailedShards = append(out.FailedShards, shardFailure(shard, err))
 			out.FailedBoxes += len(shard)
@@ -112,6 +115,7 @@ type shardRunner struct {
 	dctx      workflow.Context
 	sel       workflow.Selector
 	window    time.Duration
+	silence   bool // judge boxes against the fleet's clock (scans)
 	max       int
 	inFlight  int
 	remediate bool
@@ -122,7 +126,7 @@ type shardRunner struct {
 	dispatchErrors []string
 }
 
-func newShardRunner(ctx workflow.Context, s activities.Settings, window time.Duration, max int, remediate bool,
+func newShardRunner(ctx workflow.Context, s activities.Settings, window time.Duration, silence bool, max int, remediate bool,
 	done func([]string, activities.ShardResult, error)) *shardRunner {
 	dctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		TaskQueue:           s.MainQueue,
@@ -144,7 +148,7 @@ func newShardRunner(ctx workflow.Context, s activities.Settings, window time.Dur
 			NonRetryableErrorTypes: []string{activities.ErrTypeInvalidInput},
 		},
 	})
-	return &shardRunner{ctx: actx, dctx: dctx, sel: workflow.NewSelector(ctx), window: window, max: max, remediate: remediate, done: done}
+	return &shardRunner{ctx: actx, dctx: dctx, sel: workflow.NewSelector(ctx), window: window, silence: silence, max: max, remediate: remediate, done: done}
 }
 
 // submit starts a shard, first waiting for a slot when max are in flight.
@@ -153,7 +157,7 @@ func (r *shardRunner) submit(shard []string) {
 		r.sel.Select(r.ctx)
 		r.inFlight--
 	}
-	f := workflow.ExecuteActivity(r.ctx, a.AnalyzeShard, activities.AnalyzeShardInput{Boxes: shard, Window: r.window})
+	f := workflow.ExecuteActivity(r.ctx, a.AnalyzeShard, activities.AnalyzeShardInput{Boxes: shard, Window: r.window, JudgeSilence: r.silence})
 	r.inFlight++
 	r.sel.AddFuture(f, func(f workflow.Future) {
 		var sr activities.ShardResult

@@ -95,7 +95,7 @@ func FleetScan(ctx workflow.Context, in FleetScanInput) (store.ScanReport, error
 	}
 	st.Runs++
 	remediate := in.Remediate == nil || *in.Remediate
-	r := newShardRunner(ctx, s, window, inFlight, remediate, func(shard []string, sr activities.ShardResult, err error) {
+	r := newShardRunner(ctx, s, window, true, inFlight, remediate, func(shard []string, sr activities.ShardResult, err error) {
 		if err != nil {
 			st.Result.FailedShards = append(st.Result.FailedShards, shardFailure(shard, err))
 			st.Result.FailedBoxes += len(shard)

@@ -31,6 +31,10 @@ type Window struct {
 	Box        fleet.Box // ID always set; the rest empty when the box is not in the inventory
 	Start, End time.Time
 	Samples    []telemetry.Sample // ordered by component, metric, time (as store.Window returns them)
+	// Now is the fleet's clock: the newest sample any box has sent. A box
+	// whose own newest sample is far behind it has gone silent. Zero: not
+	// judged.
+	Now time.Time
 }
 
 // ExternalAnalyzer is an executable that gets the window as JSON on stdin
@@ -91,6 +95,7 @@ var rules = []rule{
 	{finding.RuleSaturation, "node", saturationRule},
 	{finding.RuleReplicationLag, "replication", replicationRule},
 	{finding.RuleFirmwareAdvisory, "", firmwareRule},
+	{finding.RuleSilentBox, "", silentRule},
 }
 
 // New checks o and returns an Engine. Errors name the threshold

@@ -35,7 +35,8 @@ func rateGrowth(s series, hours float64, n int, minSum float64) growth {
 	if len(s.pts)-i < n+1 {
 		i = len(s.pts) - 1 - n
 	}
-	if i < 1 {
+	i = max(i, 1) // the first interval ends at point i
+	if i >= len(s.pts) {
 		return g
 	}
 	active := 0

@@ -179,3 +179,19 @@ func TestPortErrorBursts(t *testing.T) {
 		})
 	}
 }
+
+// TestPortErrorsShortSeries: a series shorter than rate_hours is judged on
+// all its intervals.
+func TestPortErrorsShortSeries(t *testing.T) {
+	end := time.Date(2026, 11, 8, 12, 0, 0, 0, time.UTC)
+	var crc []telemetry.Sample
+	for i := range 24 { // 2 hours, errors in the last 6 intervals
+		v := 100.0
+		if i >= 18 {
+			v += 60 * float64(i-17)
+		}
+		crc = append(crc, telemetry.Sample{Time: end.Add(-time.Duration(24-i) * 5 * time.Minute), Box: testBox, Component: "port/0:1:1", Metric: telemetry.PortCRCErrors, Value: v})
+	}
+	fs := analyzeLong(t, end, crc)
+	require.Len(t, fs, 1, "%v", titles(fs))
+}

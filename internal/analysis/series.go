@@ -60,6 +60,7 @@ func (s series) step() time.Duration {
 type input struct {
 	box        fleet.Box
 	start, end time.Time
+	now        time.Time // the fleet's clock (Window.Now)
 	series     []series
 	index      map[string]int // component + "\x00" + metric -> series
 }
@@ -100,7 +101,7 @@ func (in *input) componentsWithAny(metrics ...string) []string {
 // sorted first. Non-finite values are dropped. Start and End default to the
 // first sample and just after the last one.
 func newInput(w Window) *input {
-	in := &input{box: w.Box, start: w.Start, end: w.End}
+	in := &input{box: w.Box, start: w.Start, end: w.End, now: w.Now}
 	samples := w.Samples
 	clean := true
 	for i := range samples {
@@ -142,7 +143,7 @@ func newInput(w Window) *input {
 // since returns a view of in with only the points at or after from (and
 // start moved up to from). The points are shared, not copied.
 func (in *input) since(from time.Time) *input {
-	out := &input{box: in.box, start: from, end: in.end, index: map[string]int{}}
+	out := &input{box: in.box, start: from, end: in.end, now: in.now, index: map[string]int{}}
 	var earliest, first time.Time
 	for _, s := range in.series {
 		i, _ := slices.BinarySearchFunc(s.pts, from, func(p telemetry.Sample, t time.Time) int { return p.Time.Compare(t) })

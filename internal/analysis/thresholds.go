@@ -85,6 +85,10 @@ var specs = map[string][]spec{
 		{key: "sustain_points", def: 6, min: 1, max: 1e5, whole: true, unit: "points"},
 	},
 	finding.RuleFirmwareAdvisory: {},
+	finding.RuleSilentBox: {
+		{key: "factor", def: 3, min: 1, max: 1e4, unit: "x the box's cadence"},
+		{key: "min_minutes", def: 15, min: 1, max: 1e6, unit: "minutes"},
+	},
 }
 
 // pair is a cross-key constraint: lower must not be above upper.

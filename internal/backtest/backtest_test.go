@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -160,4 +161,27 @@ func TestScoring(t *testing.T) {
 	require.ErrorIs(t, err, ErrNoData)
 	_, err = Run(context.Background(), NewData(), truth, Options{Engine: engine(t, nil)})
 	require.ErrorIs(t, err, ErrNoData)
+}
+
+// TestClockJumpsBack: a box whose clock went back an hour sends samples out
+// of time order; they are replayed in time order (a repeated time keeps the
+// later arrival) and the jump is reported, not silently absorbed.
+func TestClockJumpsBack(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	d := NewData()
+	var arrivals []telemetry.Sample
+	for i := range 24 { // 2 hours of 5-minute points, then the clock goes back 1 h
+		arrivals = append(arrivals, telemetry.Sample{Time: t0.Add(time.Duration(i) * 5 * time.Minute), Box: "b1", Component: "pool/p0", Metric: telemetry.PoolUsedBytes, Value: float64(i)})
+	}
+	for i := range 6 {
+		arrivals = append(arrivals, telemetry.Sample{Time: t0.Add(time.Hour + time.Duration(i)*5*time.Minute), Box: "b1", Component: "pool/p0", Metric: telemetry.PoolUsedBytes, Value: 100 + float64(i)})
+	}
+	d.Add(arrivals)
+	d.finish()
+	require.Len(t, d.Notes, 1)
+	require.Equal(t, "b1: its clock went back 1 time(s), by up to 55m0s; samples replayed in time order, a repeated time keeps the later one", d.Notes[0])
+	c := d.boxes["b1"][0]
+	require.Len(t, c.t, 24, "repeated times folded")
+	require.True(t, slices.IsSorted(c.t))
+	require.Equal(t, 100.0, c.v[12], "the later arrival at 01:00 wins")
 }

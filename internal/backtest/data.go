@@ -115,7 +115,7 @@ func (d *Data) finish() {
 			}
 		}
 		if backs > 0 {
-			d.Notes = append(d.Notes, fmt.Sprintf("%s: %d samples arrived earlier than the one before (its clock went back up to %s); replayed in time order",
+			d.Notes = append(d.Notes, fmt.Sprintf("%s: its clock went back %d time(s), by up to %s; samples replayed in time order, a repeated time keeps the later one",
 				box, backs, back))
 		}
 	}

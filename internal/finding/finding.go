@@ -122,10 +122,11 @@ const (
 	RuleSaturation       = "controller_saturation"
 	RuleReplicationLag   = "replication_lag"
 	RuleFirmwareAdvisory = "firmware_advisory"
+	RuleSilentBox        = "silent_box"
 )
 
 // Rules lists the built-in rule names in a fixed order.
 var Rules = []string{
 	RuleCapacity, RuleLatency, RuleDiskFailure, RuleSSDWear, RulePortErrors,
-	RuleCacheBattery, RuleSaturation, RuleReplicationLag, RuleFirmwareAdvisory,
+	RuleCacheBattery, RuleSaturation, RuleReplicationLag, RuleFirmwareAdvisory, RuleSilentBox,
 }

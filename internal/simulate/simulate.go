@@ -418,6 +418,8 @@ func plan(o Options) (*fleetPlan, error) {
 			f.Component = fmt.Sprintf("node/%d", r.IntN(nodeCount))
 		case finding.RuleReplicationLag:
 			f.Component = "replication/" + b.group
+		case finding.RuleSilentBox:
+			f.Component = analysis.SilentComponent // the box stops reporting at onset
 		}
 		p.faults = append(p.faults, *f)
 	}
@@ -532,6 +534,9 @@ func writeBox(o Options, b *boxPlan, dir string) (files int, samples int64, err 
 	batchLen := n
 	if o.BatchHours > 0 {
 		batchLen = max(1, int(time.Duration(o.BatchHours)*time.Hour/o.Interval))
+	}
+	if b.fault != nil && b.fault.Kind == finding.RuleSilentBox {
+		n = b.onset // a silent box sends nothing from its onset on
 	}
 	for start := 0; start < n; start += batchLen {
 		files++

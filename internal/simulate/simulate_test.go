@@ -83,11 +83,11 @@ func TestRunIsDeterministic(t *testing.T) {
 }
 
 func TestRunFaultsAndInventory(t *testing.T) {
-	o := Options{Boxes: 20, Hours: 48, Faults: 9, Seed: 7, Out: t.TempDir(), Advisories: testAdvisories}
+	o := Options{Boxes: 20, Hours: 48, Faults: 10, Seed: 7, Out: t.TempDir(), Advisories: testAdvisories}
 	res := run(t, o)
 
 	require.Equal(t, 20, res.Boxes)
-	require.Len(t, res.Faults, 9)
+	require.Len(t, res.Faults, 10)
 	kinds := []string{}
 	boxes := []string{}
 	span := time.Duration(o.Hours) * time.Hour
@@ -102,7 +102,7 @@ func TestRunFaultsAndInventory(t *testing.T) {
 	}
 	require.ElementsMatch(t, finding.Rules, kinds)
 	require.True(t, slices.IsSorted(boxes), "faults sorted by box: %v", boxes)
-	require.Len(t, slices.Compact(slices.Clone(boxes)), 9, "one fault per box")
+	require.Len(t, slices.Compact(slices.Clone(boxes)), 10, "one fault per box")
 
 	loaded, err := LoadFaults(res.FaultsPath)
 	require.NoError(t, err)
@@ -141,7 +141,7 @@ func TestRunFaultsAndInventory(t *testing.T) {
 	// Every fault's component exists in the box's telemetry.
 	got := readFleet(t, res.BatchDir, DefaultEnd)
 	for _, f := range res.Faults {
-		if f.Kind == finding.RuleFirmwareAdvisory {
+		if f.Kind == finding.RuleFirmwareAdvisory || f.Kind == finding.RuleSilentBox { // no component of their own
 			continue
 		}
 		found := false
@@ -407,7 +407,19 @@ func TestSignalsFollowContract(t *testing.T) {
 				}
 			}
 			for _, f := range res.Faults {
-				if f.Kind != finding.RuleFirmwareAdvisory {
+				switch f.Kind {
+				case finding.RuleFirmwareAdvisory:
+				case finding.RuleSilentBox:
+					// Every series of a silent box ends before its onset.
+					n := 0
+					for k, times := range fd.times {
+						if k.box == f.Box {
+							require.True(t, times[len(times)-1].Before(f.Onset), "%s %s %s reports after going silent", k.box, k.component, k.metric)
+							n++
+						}
+					}
+					require.Positive(t, n, "silent box %s sent something before its onset", f.Box)
+				default:
 					require.Positive(t, checked[f.Kind], "fault kind %s checked", f.Kind)
 				}
 			}

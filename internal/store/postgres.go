@@ -103,6 +103,8 @@ var postgresMigrations = []string{
 	// 3: scan reports count remediation hand-offs and their failures.
 	`ALTER TABLE scan_reports ADD COLUMN remediations BIGINT NOT NULL DEFAULT 0;
 	ALTER TABLE scan_reports ADD COLUMN dispatch_errors TEXT NOT NULL DEFAULT '[]';`,
+	// 4: the fleet's clock (the newest stored sample) is read by every analysis.
+	`CREATE INDEX batches_status_last_sample ON batches (status, last_sample);`,
 }
 
 // migrationLockKey is the PostgreSQL advisory lock held while migrating
@@ -263,6 +265,18 @@ func (p *Postgres) window(ctx context.Context, box, query string, args ...any) (
 		return nil, fmt.Errorf("query window of %s: %w", box, err)
 	}
 	return out, nil
+}
+
+// NewestSample returns the newest sample time of the stored batches; see Store.
+func (p *Postgres) NewestSample(ctx context.Context) (time.Time, error) {
+	var ts *int64
+	if err := p.pool.QueryRow(ctx, `SELECT MAX(last_sample) FROM batches WHERE status = $1`, BatchStored).Scan(&ts); err != nil {
+		return time.Time{}, fmt.Errorf("newest sample: %w", err)
+	}
+	if ts == nil {
+		return time.Time{}, nil
+	}
+	return fromNanos(*ts), nil
 }
 
 // LatestSample returns the time of box's newest sample; see Store.

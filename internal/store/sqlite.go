@@ -107,6 +107,8 @@ var sqliteMigrations = []string{
 	// 3: scan reports count remediation hand-offs and their failures.
 	`ALTER TABLE scan_reports ADD COLUMN remediations BIGINT NOT NULL DEFAULT 0;
 	ALTER TABLE scan_reports ADD COLUMN dispatch_errors TEXT NOT NULL DEFAULT '[]';`,
+	// 4: the fleet's clock (the newest stored sample) is read by every analysis.
+	`CREATE INDEX batches_status_last_sample ON batches (status, last_sample);`,
 }
 
 // SQLite is the embedded Store: one database file in WAL mode. Writes go
@@ -342,6 +344,18 @@ func (s *SQLite) window(ctx context.Context, box, query string, args ...any) ([]
 		return nil, fmt.Errorf("query window of %s: %w", box, err)
 	}
 	return out, nil
+}
+
+// NewestSample returns the newest sample time of the stored batches; see Store.
+func (s *SQLite) NewestSample(ctx context.Context) (time.Time, error) {
+	var ts sql.NullInt64
+	if err := s.r.QueryRowContext(ctx, `SELECT MAX(last_sample) FROM batches WHERE status = ?`, BatchStored).Scan(&ts); err != nil {
+		return time.Time{}, fmt.Errorf("newest sample: %w", err)
+	}
+	if !ts.Valid {
+		return time.Time{}, nil
+	}
+	return fromNanos(ts.Int64), nil
 }
 
 // LatestSample returns the time of box's newest sample; see Store.

@@ -113,6 +113,10 @@ type Store interface {
 
 	// PutBatch records (or replaces) a batch record.
 	PutBatch(ctx context.Context, b Batch) error
+	// NewestSample returns the latest LastSample of the stored batches: the
+	// fleet's clock, against which a silent box is measured. Zero when
+	// nothing is stored.
+	NewestSample(ctx context.Context) (time.Time, error)
 	// Batch returns the batch with the given id, or ErrNotFound.
 	Batch(ctx context.Context, id string) (Batch, error)
 

@@ -351,7 +351,10 @@ func testConcurrentAppend(t *testing.T, s store.Store) {
 
 func testBatches(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	_, err := s.Batch(ctx, "nope")
+	newest, err := s.NewestSample(ctx)
+	require.NoError(t, err)
+	require.True(t, newest.IsZero(), "nothing stored yet")
+	_, err = s.Batch(ctx, "nope")
 	require.ErrorIs(t, err, store.ErrNotFound)
 	require.EqualError(t, err, `get batch "nope": not found`)
 	require.EqualError(t, s.PutBatch(ctx, store.Batch{}), "put batch: empty id")
@@ -367,6 +370,15 @@ func testBatches(t *testing.T, s store.Store) {
 	got, err := s.Batch(ctx, "abc123")
 	require.NoError(t, err)
 	require.Equal(t, b, got)
+	older := b
+	older.ID, older.LastSample = "older", t0.Add(time.Minute)
+	quarantined := b
+	quarantined.ID, quarantined.Status, quarantined.LastSample = "bad", store.BatchQuarantined, t0.Add(48*time.Hour)
+	require.NoError(t, s.PutBatch(ctx, older))
+	require.NoError(t, s.PutBatch(ctx, quarantined))
+	newest, err = s.NewestSample(ctx)
+	require.NoError(t, err)
+	require.True(t, t0.Add(time.Hour).Equal(newest), "the newest stored batch's last sample, not a quarantined one's: %s", newest)
 
 	// Replaced, not duplicated; empty lists come back nil.
 	b.Status, b.Accepted, b.UnknownBoxes, b.Errors = store.BatchQuarantined, 0, nil, []string{}
