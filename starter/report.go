@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -84,19 +86,46 @@ func (c *cli) demoReportCmd() *cobra.Command {
 			}
 			line := fmt.Sprintf("demo: boxes=%d samples=%d rejected=%d findings=%d faults_detected=%d/%d false_findings=%d",
 				stats.Boxes, stats.Samples, stats.Rejected, len(fs), s.Detected, s.Injected, s.False)
-			emails := -1
+			emails, matched := -1, 0
+			var unmatched []string
 			if mailpit != "" {
 				if emails, err = waitMailpit(ctx, mailpit, s.Injected, wait); err != nil {
 					return err
 				}
-				line += fmt.Sprintf(" emails=%d", emails)
+				// Emails are matched to faults by the fingerprint header each one
+				// carries, not by count: the right email about the right part.
+				fps, err := mailpitFingerprints(ctx, mailpit)
+				if err != nil {
+					return err
+				}
+				want := map[string]bool{}
+				for _, f := range faults {
+					fp := finding.Fingerprint(f.Box, f.Kind, f.Component)
+					want[fp] = true
+					if fps[fp] > 0 {
+						matched++
+					} else {
+						fmt.Fprintf(c.stdout, "no email for:  %s\n", fp)
+					}
+				}
+				for fp, n := range fps {
+					if !want[fp] || n > 1 {
+						unmatched = append(unmatched, fmt.Sprintf("%s (%d)", fp, n))
+					}
+				}
+				slices.Sort(unmatched)
+				for _, u := range unmatched {
+					fmt.Fprintf(c.stdout, "unexpected email: %s\n", u)
+				}
+				line += fmt.Sprintf(" emails=%d emails_matched=%d/%d", emails, matched, s.Injected)
 			}
 			fmt.Fprintln(c.stdout, line)
 			if s.Detected != s.Injected || s.False != 0 {
 				return &exitError{code: 1, err: fmt.Errorf("demo: %d of %d faults detected, %d false findings", s.Detected, s.Injected, s.False)}
 			}
-			if emails >= 0 && emails != s.Injected {
-				return &exitError{code: 1, err: fmt.Errorf("demo: %d emails for %d injected faults", emails, s.Injected)}
+			if emails >= 0 && (matched != s.Injected || len(unmatched) > 0 || emails != s.Injected) {
+				return &exitError{code: 1, err: fmt.Errorf("demo: %d emails, %d of %d faults emailed by fingerprint, %d unexpected",
+					emails, matched, s.Injected, len(unmatched))}
 			}
 			return nil
 		},
@@ -135,25 +164,57 @@ func waitMailpit(ctx context.Context, base string, want int, wait time.Duration)
 
 // mailpitTotal asks Mailpit's API how many messages it holds.
 func mailpitTotal(ctx context.Context, base string) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/messages?limit=1", nil)
-	if err != nil {
-		return 0, fmt.Errorf("mailpit request: %w", err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, fmt.Errorf("ask mailpit at %s: %w", base, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("ask mailpit at %s: %s", base, resp.Status)
-	}
 	var body struct {
 		Total int `json:"total"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return 0, fmt.Errorf("read mailpit answer: %w", err)
+	if err := mailpitGet(ctx, base+"/api/v1/messages?limit=1", &body); err != nil {
+		return 0, err
 	}
 	return body.Total, nil
+}
+
+// mailpitFingerprints returns, per X-Sanwatch-Fingerprint header, how many
+// of the messages Mailpit holds carry it.
+func mailpitFingerprints(ctx context.Context, base string) (map[string]int, error) {
+	var list struct {
+		Messages []struct {
+			ID string `json:"ID"`
+		} `json:"messages"`
+	}
+	if err := mailpitGet(ctx, base+"/api/v1/messages?limit=5000", &list); err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	for _, m := range list.Messages {
+		var headers map[string][]string
+		if err := mailpitGet(ctx, base+"/api/v1/message/"+url.PathEscape(m.ID)+"/headers", &headers); err != nil {
+			return nil, err
+		}
+		for _, fp := range headers["X-Sanwatch-Fingerprint"] {
+			out[fp]++
+		}
+	}
+	return out, nil
+}
+
+// mailpitGet decodes one JSON answer of Mailpit's API.
+func mailpitGet(ctx context.Context, u string, v any) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return fmt.Errorf("mailpit request: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("ask mailpit: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("ask mailpit %s: %s", req.URL.Path, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return fmt.Errorf("read mailpit answer: %w", err)
+	}
+	return nil
 }

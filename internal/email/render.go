@@ -3,6 +3,7 @@ package email
 import (
 	"bytes"
 	"fmt"
+	"github.com/dustin/go-humanize"
 	"html/template"
 	"math"
 	"strconv"
@@ -175,11 +176,7 @@ func newView(m Message, points []finding.Point, hasChart bool) view {
 			v.MoreNumbers = len(f.Evidence.Numbers) - maxNumbers
 			break
 		}
-		val := formatNumber(n.Value)
-		if n.Unit != "" {
-			val += " " + clean(n.Unit, 40)
-		}
-		v.Numbers = append(v.Numbers, numberView{Name: clean(n.Name, 80), Value: val})
+		v.Numbers = append(v.Numbers, numberView{Name: clean(n.Name, 80), Value: formatValue(n.Value, clean(n.Unit, 40))})
 	}
 	for i, s := range f.Remediation {
 		if i == maxSteps {
@@ -189,7 +186,7 @@ func newView(m Message, points []finding.Point, hasChart bool) view {
 		v.Steps = append(v.Steps, truncate(strings.TrimSpace(s), maxStep))
 	}
 	if len(points) > 0 {
-		v.Series = seriesSummary(f.Evidence.Series, points)
+		v.Series = seriesSummary(f.Evidence.Series, points, metricUnit(f.Evidence.Metric))
 	}
 	if f.TimeToImpact > 0 {
 		v.TimeToImpact = formatDuration(f.TimeToImpact)
@@ -238,7 +235,19 @@ func severityColor(s finding.Severity) string {
 	return "#205080"
 }
 
-func seriesSummary(all, shown []finding.Point) string {
+// metricUnit returns the unit a catalogue metric carries in its name.
+func metricUnit(metric string) string {
+	for _, u := range []struct{ suffix, unit string }{
+		{"_bytes", "bytes"}, {"_ms", "ms"}, {"_pct", "%"}, {"_c", "C"}, {"_s", "s"},
+	} {
+		if strings.HasSuffix(metric, u.suffix) {
+			return u.unit
+		}
+	}
+	return ""
+}
+
+func seriesSummary(all, shown []finding.Point, unit string) string {
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for _, p := range shown {
 		lo = math.Min(lo, p.Value)
@@ -250,7 +259,7 @@ func seriesSummary(all, shown []finding.Point) string {
 		s += fmt.Sprintf(" (%d shown, evenly sampled)", len(shown))
 	}
 	return s + fmt.Sprintf(", min %s, max %s, last %s at %s; attached as %s",
-		formatNumber(lo), formatNumber(hi), formatNumber(last.Value), formatTime(last.Time), CSVFile)
+		formatValue(lo, unit), formatValue(hi, unit), formatValue(last.Value, unit), formatTime(last.Time), CSVFile)
 }
 
 func renderText(v view) string {
@@ -429,6 +438,37 @@ func formatTime(t time.Time) string {
 		return "unknown"
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+// formatValue prints an evidence figure in the units a person reads: bytes
+// as KiB ... PiB, unix times as dates, minutes as hours past two hours. The
+// CSV attachment keeps the exact values.
+func formatValue(v float64, unit string) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return formatNumber(v)
+	}
+	sign := ""
+	if v < 0 {
+		sign = "-"
+	}
+	switch unit {
+	case "bytes":
+		return sign + humanize.IBytes(uint64(math.Abs(v)))
+	case "bytes/day":
+		return sign + humanize.IBytes(uint64(math.Abs(v))) + "/day"
+	case "unix_s":
+		return time.Unix(int64(v), 0).UTC().Format("2006-01-02 15:04 UTC")
+	case "min":
+		if math.Abs(v) >= 120 {
+			return strconv.FormatFloat(v/60, 'f', 1, 64) + " hours"
+		}
+		return formatNumber(math.Round(v*10)/10) + " min"
+	case "":
+		return formatNumber(v)
+	case "%":
+		return formatNumber(v) + "%"
+	}
+	return formatNumber(v) + " " + unit
 }
 
 // formatNumber prints integers in full and other values with up to 4

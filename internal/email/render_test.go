@@ -49,9 +49,9 @@ func TestRenderText(t *testing.T) {
 		"[CRITICAL] box-0042 pool/ssd_r6: full in 5 days",
 		"Pool ssd_r6 grows 120 GB a day and will be full on 2026-03-06.",
 		"EVIDENCE (pool.used_bytes, 2026-02-27T13:00:00Z to 2026-03-01T12:00:00Z)",
-		"  slope: 120000000000 bytes/day",
+		"  slope: 112 GiB/day",
 		"  days_to_full: 5.25 days",
-		"  Series: 48 points, min 1000000000000, max 1235000000000, last 1235000000000 at 2026-03-01T12:00:00Z; attached as evidence.csv",
+		"  Series: 48 points, min 931 GiB, max 1.1 TiB, last 1.1 TiB at 2026-03-01T12:00:00Z; attached as evidence.csv",
 		"  Model:       FS9000, firmware 8.1.2, site ams1",
 		"  1. Delete expired snapshots on pool ssd_r6.\n  2. Add a shelf of SSDs to the pool.",
 		"Time to impact: 5 days 6 hours (around 2026-03-06T18:00:00Z)",
@@ -104,7 +104,7 @@ func TestRenderHTML(t *testing.T) {
 	require.Contains(t, r.HTML, "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;")
 	require.Contains(t, r.HTML, "pool &lt;b&gt;ssd&lt;/b&gt; &amp; more")
 	require.Contains(t, r.HTML, "<ol>\n<li>run &lt;img src=x onerror=alert(1)&gt;</li>\n<li>step two</li>\n</ol>")
-	require.Contains(t, r.HTML, "<tr><td>slope</td><td align=\"right\">120000000000 bytes/day</td></tr>")
+	require.Contains(t, r.HTML, "<tr><td>slope</td><td align=\"right\">112 GiB/day</td></tr>")
 	require.Contains(t, r.HTML, `<img src="cid:evidence.png"`)
 
 	t.Run("no series means no chart", func(t *testing.T) {
@@ -210,6 +210,29 @@ func TestFormatDuration(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			require.Equal(t, tc.want, formatDuration(tc.in))
+		})
+	}
+}
+
+func TestFormatValue(t *testing.T) {
+	cases := []struct {
+		v    float64
+		unit string
+		want string
+	}{
+		{151798407609687, "bytes", "138 TiB"},
+		{-2.5e9, "bytes/day", "-2.3 GiB/day"},
+		{1793893501, "unix_s", "2026-11-05 15:45 UTC"},
+		{47, "min", "47 min"},
+		{180, "min", "3.0 hours"},
+		{0.42, "ms", "0.42 ms"},
+		{86, "%", "86%"},
+		{12, "", "12"},
+		{3, "sectors", "3 sectors"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.want, func(t *testing.T) {
+			require.Equal(t, tc.want, formatValue(tc.v, tc.unit))
 		})
 	}
 }
