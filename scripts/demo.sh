@@ -17,6 +17,7 @@ BOXES=${DEMO_BOXES:-50}
 HOURS=${DEMO_HOURS:-48}
 FAULTS=${DEMO_FAULTS:-12}
 SEED=${DEMO_SEED:-1}
+WEAK=${DEMO_WEAK:-0.25} # share of faults injected below threshold: they must not be found
 TEMPORAL_PORT=${DEMO_TEMPORAL_PORT:-7233}
 UI_PORT=${DEMO_UI_PORT:-8233}
 SMTP_PORT=${DEMO_SMTP_PORT:-1025}
@@ -159,8 +160,8 @@ if [ -x "$BIN/mailpit" ]; then
   fi
 fi
 
-echo "demo: simulating $BOXES boxes x ${HOURS}h with $FAULTS injected faults"
-step "$BIN/starter" simulate --boxes "$BOXES" --hours "$HOURS" --faults "$FAULTS" --seed "$SEED" \
+echo "demo: simulating $BOXES boxes x ${HOURS}h with benign patterns and $FAULTS injected faults (a share of $WEAK below threshold on purpose)"
+step "$BIN/starter" simulate --boxes "$BOXES" --hours "$HOURS" --faults "$FAULTS" --seed "$SEED" --weak "$WEAK" \
   --batch-hours 24 --out "$DEMO/sim" || fail "simulate"
 
 echo "demo: starting workers (main+email, and a separate analysis worker)"

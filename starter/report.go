@@ -19,29 +19,44 @@ import (
 // demoScore compares stored findings with the simulator's ground truth.
 type demoScore struct {
 	Detected, Injected, False int
+	Weak, WeakFound           int // faults below threshold, and those found anyway (false)
 	Missed, FalseFindings     []string
 }
 
 // scoreFindings counts injected faults that have a finding with the same box,
-// rule and component, and findings that match no injected fault.
+// rule and component, and findings that match no injected fault. A fault
+// injected below the thresholds must not be found: a finding on it is false.
 func scoreFindings(faults []simulate.Fault, fs []finding.Finding) demoScore {
 	truth := make(map[string]bool, len(faults))
+	weak := make(map[string]bool)
+	var s demoScore
 	for _, f := range faults {
-		truth[finding.Fingerprint(f.Box, f.Kind, f.Component)] = true
+		fp := finding.Fingerprint(f.Box, f.Kind, f.Component)
+		if f.BelowThreshold {
+			weak[fp] = true
+			s.Weak++
+			continue
+		}
+		truth[fp] = true
 	}
 	found := make(map[string]bool, len(fs))
-	var s demoScore
 	for _, f := range fs {
 		fp := f.Fingerprint()
 		found[fp] = true
 		if !truth[fp] {
 			s.False++
 			s.FalseFindings = append(s.FalseFindings, fp)
+			if weak[fp] {
+				s.WeakFound++
+			}
 		}
 	}
-	s.Injected = len(faults)
 	for _, f := range faults {
 		fp := finding.Fingerprint(f.Box, f.Kind, f.Component)
+		if f.BelowThreshold {
+			continue
+		}
+		s.Injected++
 		if found[fp] {
 			s.Detected++
 		} else {
@@ -86,6 +101,9 @@ func (c *cli) demoReportCmd() *cobra.Command {
 			}
 			line := fmt.Sprintf("demo: boxes=%d samples=%d rejected=%d findings=%d faults_detected=%d/%d false_findings=%d",
 				stats.Boxes, stats.Samples, stats.Rejected, len(fs), s.Detected, s.Injected, s.False)
+			if s.Weak > 0 {
+				line += fmt.Sprintf(" below_threshold_found=%d/%d", s.WeakFound, s.Weak)
+			}
 			emails, matched := -1, 0
 			var unmatched []string
 			if mailpit != "" {
@@ -100,6 +118,9 @@ func (c *cli) demoReportCmd() *cobra.Command {
 				}
 				want := map[string]bool{}
 				for _, f := range faults {
+					if f.BelowThreshold {
+						continue // no email is the right answer
+					}
 					fp := finding.Fingerprint(f.Box, f.Kind, f.Component)
 					want[fp] = true
 					if fps[fp] > 0 {

@@ -42,3 +42,22 @@ func TestIsCheck(t *testing.T) {
 	require.True(t, isCheck([]string{"--config", "x.yaml", "check"}))
 	require.False(t, isCheck([]string{"findings", "--box", "b"}))
 }
+
+func TestScoreFindingsBelowThreshold(t *testing.T) {
+	onset := time.Date(2026, 10, 31, 0, 0, 0, 0, time.UTC)
+	faults := []simulate.Fault{
+		{Box: "box-0001", Kind: finding.RuleCapacity, Component: "pool/p0", Onset: onset},
+		{Box: "box-0002", Kind: finding.RulePortErrors, Component: "port/0:1:1", Onset: onset, BelowThreshold: true},
+		{Box: "box-0003", Kind: finding.RuleLatency, Component: "volume/v1", Onset: onset, BelowThreshold: true},
+	}
+	s := scoreFindings(faults, []finding.Finding{
+		{Box: "box-0001", Rule: finding.RuleCapacity, Component: "pool/p0"},
+		{Box: "box-0002", Rule: finding.RulePortErrors, Component: "port/0:1:1"}, // crying wolf
+	})
+	require.Equal(t, 1, s.Injected)
+	require.Equal(t, 1, s.Detected)
+	require.Equal(t, 2, s.Weak)
+	require.Equal(t, 1, s.WeakFound)
+	require.Equal(t, 1, s.False)
+	require.Equal(t, []string{"box-0002/port_errors/port/0:1:1"}, s.FalseFindings)
+}

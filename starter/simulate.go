@@ -52,6 +52,8 @@ fault's box, kind = rule, component and onset). Same flags and seed, same bytes.
 	f.Int64Var(&o.Seed, "seed", 1, "random seed: same seed, same files")
 	f.IntVar(&o.BatchHours, "batch-hours", 0, "hours per batch file (0: one file per box)")
 	f.StringVar(&o.Out, "out", "data/sim", "output directory")
+	f.BoolVar(&o.Benign, "benign", true, "add the benign patterns of real fleets (cycles, backups, bursts, gaps, resets, thin provisioning, noisy sensors)")
+	f.Float64Var(&o.Weak, "weak", 0, "share of faults injected below the thresholds on purpose (they must not be found)")
 	f.StringVar(&end, "end", "", "time of the last sample, RFC 3339 (default "+simulate.DefaultEnd.Format(time.RFC3339)+")")
 	return cmd
 }

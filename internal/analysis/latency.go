@@ -80,9 +80,9 @@ func detectAnomaly(in *input, s series, th map[string]float64) (anomaly, bool) {
 const seasonTolerance = 20 * time.Minute
 
 // seasonallyNormal reports whether point i of s is within what the series
-// did at the same time of day on the days before (when at least two earlier
-// days have a point there: a pattern, not a one-off), or at the same time of
-// the week a week or two before (when one has).
+// usually does at that time of day (the median of the same time on up to six
+// earlier days, so one odd day does not make a pattern once there are more)
+// or at the same time of the week, one to three weeks before.
 func seasonallyNormal(s series, i int, th map[string]float64) bool {
 	t, v := s.pts[i].Time, s.pts[i].Value
 	var daily, weekly []float64
@@ -102,7 +102,7 @@ func seasonallyNormal(s series, i int, th map[string]float64) bool {
 		med := medianOf(refs)
 		return v <= med*1.5+max(th["z"]*madScale*mad(refs, med), th["min_delta_ms"])
 	}
-	return (len(daily) >= 2 && within(daily)) || (len(weekly) >= 1 && within(weekly))
+	return (len(daily) >= 1 && within(daily)) || (len(weekly) >= 1 && within(weekly))
 }
 
 // valueNear returns the value of the point of s closest to t, if one is

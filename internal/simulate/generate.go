@@ -65,6 +65,9 @@ func (g *gen) add(component, metric string, values []float64) {
 
 func (g *gen) series() []float64 { return make([]float64, g.n) }
 
+// weak reports whether the box's fault is injected below the thresholds.
+func (g *gen) weak() bool { return g.b.fault != nil && g.b.fault.BelowThreshold }
+
 // generate returns every series of box b, in a fixed order.
 func generate(o Options, b *boxPlan) []series {
 	g := newGen(o, b)
@@ -75,6 +78,9 @@ func generate(o Options, b *boxPlan) []series {
 	g.nodes()
 	g.batteries()
 	g.replication()
+	if o.Benign {
+		g.benign()
+	}
 	return g.out
 }
 
@@ -89,6 +95,9 @@ func (g *gen) pools() {
 		if g.faulty(finding.RuleCapacity, name) {
 			daysToFull := g.u(3, 10)
 			fEnd := g.u(0.80, 0.88)
+			if g.weak() {
+				daysToFull, fEnd = g.u(40, 80), g.u(0.55, 0.7) // full in months: plan, do not page
+			}
 			slope := (1 - fEnd) / daysToFull
 			for i := range g.n {
 				f := max(0.05, fEnd-slope*(dEnd-g.days[i])) + g.u(-3e-4, 3e-4)
@@ -125,6 +134,9 @@ func (g *gen) volumes() {
 		factor := 1.0
 		if faulty {
 			factor = g.u(5, 8)
+			if g.weak() {
+				factor = g.u(1.2, 1.5) // slower, not broken
+			}
 			if g.b.metric == telemetry.VolumeReadLatencyMs {
 				readBase = g.u(1.2, 2.0)
 			} else {
@@ -167,17 +179,25 @@ func (g *gen) disks() {
 		re, pe, me, te := g.series(), g.series(), g.series(), g.series()
 
 		next, gap, target := -1, 0, 0
+		weakDisk := false
 		if g.faulty(finding.RuleDiskFailure, name) {
 			left := g.n - 1 - g.b.onset
 			gap = int(g.u(1, 3) * float64(time.Hour) / float64(g.o.Interval))
 			gap = max(1, min(gap, left/4))
 			target = 1 + g.r.IntN(8)
 			next = g.b.onset
+			if weakDisk = g.weak(); weakDisk {
+				gap, target = g.n, 0 // one sector remapped once, nothing pending
+			}
 		}
 		pending := 0
 		for i := range g.n {
 			if i == next {
-				realloc += float64(5 + g.r.IntN(6))
+				step := float64(5 + g.r.IntN(6))
+				if weakDisk {
+					step = 1
+				}
+				realloc += step
 				pending = min(target, pending+1)
 				next += gap
 			}
@@ -194,10 +214,13 @@ func (g *gen) disks() {
 		if d < ssdCount {
 			wear := g.series()
 			if g.faulty(finding.RuleSSDWear, name) {
-				w0 := g.u(88, 93)
+				w0, rate := g.u(88, 93), 0.5
+				if g.weak() {
+					w0, rate = g.u(60, 70), 0.05 // years of life left
+				}
 				at := g.days[g.b.onset]
 				for i := range g.n {
-					wear[i] = roundTo(min(100, max(0, w0+0.5*(g.days[i]-at))), 3)
+					wear[i] = roundTo(min(100, max(0, w0+rate*(g.days[i]-at))), 3)
 				}
 			} else {
 				w0 := g.u(5, 59)
@@ -240,6 +263,10 @@ func (g *gen) ports() {
 				crc, links = 0, 0
 			}
 			switch {
+			case faulty && i >= g.b.onset && g.weak():
+				if i%6 == 0 {
+					crc++ // an error every half hour: worth a look, not a page
+				}
 			case faulty && i >= g.b.onset:
 				crc += float64(10 + g.r.IntN(41))
 			case crcInc[i]:
@@ -268,6 +295,9 @@ func (g *gen) nodes() {
 			c := cpuBase + cpuAmp*g.diurnal[i] + g.u(-3, 3)
 			if sat && i >= g.b.onset {
 				c = g.u(92, 99)
+				if g.weak() {
+					c = g.u(78, 87)
+				}
 			}
 			cpu[i] = roundTo(c, 2)
 			hv[i] = roundTo(hit+g.u(-2, 2), 2)
@@ -295,6 +325,9 @@ func (g *gen) batteries() {
 		low, steps := 0.0, 0
 		if faulty {
 			low = g.u(12, 38)
+			if g.weak() {
+				low = g.u(58, 70)
+			}
 			steps = g.ramp(int(time.Hour / g.o.Interval))
 		}
 		v := g.series()
@@ -324,6 +357,9 @@ func (g *gen) replication() {
 	high, steps := 0.0, 0
 	if faulty {
 		high = g.u(1800, 7200)
+		if g.weak() {
+			high = g.u(300, 700) // behind, within the RPO
+		}
 		steps = g.ramp(int(2 * time.Hour / g.o.Interval))
 	}
 	v := g.series()

@@ -84,6 +84,14 @@ type Options struct {
 	// simulated span and Window, counted back from End, so the first half of
 	// a window ending at the newest sample is always a clean baseline.
 	Window time.Duration
+	// Benign adds the patterns of healthy real fleets that a rule shaped to
+	// a clean simulator would mistake for faults: daily and weekly cycles,
+	// nightly backups, bursts, gaps in reporting, counter resets,
+	// thin-provisioned growth with deletes, noisy sensors (see benign.go).
+	Benign bool
+	// Weak is the share of faults injected below the rules' thresholds on
+	// purpose (Fault.BelowThreshold): those must not be found.
+	Weak float64
 }
 
 // Fault is one injected fault: the ground truth a scan must find. Kind is
@@ -97,6 +105,10 @@ type Fault struct {
 	Kind      string    `json:"kind"`
 	Component string    `json:"component"`
 	Onset     time.Time `json:"onset"`
+	// BelowThreshold marks a fault injected too weak to act on (a pool
+	// filling in two months, latency up 30%, a few errors): finding it would
+	// be crying wolf.
+	BelowThreshold bool `json:"below_threshold,omitempty"`
 }
 
 // Result says what Run wrote.
@@ -299,6 +311,7 @@ type boxPlan struct {
 	fault  *Fault
 	onset  int    // sample index of the fault onset
 	metric string // for latency faults: the metric that degrades
+	gaps   []bool // sample indexes the box did not report (benign gaps), or nil
 }
 
 // fleetPlan is the whole simulated fleet before any telemetry is generated.
@@ -369,7 +382,11 @@ func plan(o Options) (*fleetPlan, error) {
 	for j, bi := range faultBoxes {
 		b := &p.boxes[bi]
 		b.fault = &Fault{Box: b.box.ID, Kind: finding.Rules[j%len(finding.Rules)]}
+		b.fault.BelowThreshold = b.fault.Kind != finding.RuleFirmwareAdvisory && r.Float64() < o.Weak
 		b.onset = lo + r.IntN(hi-lo+1)
+		if b.fault.Kind == finding.RuleSilentBox && b.fault.BelowThreshold {
+			b.onset = o.points() - 2 // quiet for two intervals: late, not silent
+		}
 		b.fault.Onset = o.timeAt(b.onset)
 		switch b.fault.Kind {
 		case finding.RuleReplicationLag:
@@ -538,6 +555,9 @@ func writeBox(o Options, b *boxPlan, dir string) (files int, samples int64, err 
 	if b.fault != nil && b.fault.Kind == finding.RuleSilentBox {
 		n = b.onset // a silent box sends nothing from its onset on
 	}
+	if o.Benign {
+		b.gaps = gapsOf(o, b)
+	}
 	for start := 0; start < n; start += batchLen {
 		files++
 		name := filepath.Join(dir, fmt.Sprintf("%s-%03d%s", b.box.ID, files, b.format.Ext()))
@@ -562,6 +582,9 @@ func writeFile(name string, b *boxPlan, series []series, o Options, from, to int
 	}()
 	w := telemetry.NewWriter(f, b.format)
 	for i := from; i < to; i++ {
+		if b.gaps != nil && b.gaps[i] {
+			continue // a benign gap: the box did not report
+		}
 		t := o.timeAt(i)
 		for _, s := range series {
 			if err := w.Write(telemetry.Sample{Time: t, Box: b.box.ID, Component: s.component, Metric: s.metric, Value: s.values[i]}); err != nil {
