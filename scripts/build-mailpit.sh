@@ -32,9 +32,11 @@ cp -R "$src/." "$work"
 chmod -R u+w "$work"
 
 echo "mailpit: building the web UI with npm (node $(node --version), npm $(npm --version))"
-(cd "$work" && npm ci --no-audit --no-fund --loglevel=error >"$work/npm.log" 2>&1 && npm run build >>"$work/npm.log" 2>&1) ||
+(cd "$work" && timeout 15m npm ci --no-audit --no-fund --loglevel=error >"$work/npm.log" 2>&1 &&
+  timeout 5m npm run build >>"$work/npm.log" 2>&1) ||
   { tail -n 20 "$work/npm.log" >&2; fallback "npm could not build the UI (log above)"; }
 [ -s "$work/server/ui/dist/app.js" ] || fallback "the UI build left no server/ui/dist/app.js"
 
 echo "mailpit: building $OUT $VERSION with the UI embedded"
-(cd "$work" && CGO_ENABLED=0 "$GO" build -trimpath -ldflags "-s -w -X $MOD/config.Version=$VERSION" -o "$OUT" .)
+(cd "$work" && CGO_ENABLED=0 "$GO" build -trimpath -ldflags "-s -w -X $MOD/config.Version=$VERSION" -o "$OUT" .) ||
+  fallback "go build of the source with the UI failed"

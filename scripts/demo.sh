@@ -36,7 +36,13 @@ cleanup() {
   [ -n "$watchdog" ] && kill "$watchdog" 2>/dev/null
   [ -n "$current" ] && kill "$current" 2>/dev/null
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null; done
+  # Workers get up to 30 s to finish running activities; then they are killed.
+  local deadline=$((SECONDS + 40))
+  for pid in "${pids[@]}"; do
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
+    kill -9 "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+  done
 }
 fail() {
   echo "demo: FAILED: $*" >&2
@@ -66,7 +72,7 @@ trap 'cleanup; exit 130' INT TERM
 start() {
   local name=$1 log=$2
   shift 2
-  "$@" >"$log" 2>&1 &
+  "$@" 3>&- >"$log" 2>&1 &
   pids+=($!)
   watched+=("$name|$!|$log")
   start_watchdog
@@ -104,14 +110,16 @@ step() {
   return $rc
 }
 
-# wait_for WHAT SECONDS CMD...: retries CMD every second until it succeeds,
-# failing the demo with WHAT after SECONDS.
+# wait_for WHAT SECONDS CMD...: retries CMD (each try bounded to 5 s) every
+# second until it succeeds, failing the demo with WHAT once SECONDS have
+# passed by the clock.
 wait_for() {
   local what=$1 secs=$2
   shift 2
   echo "demo: waiting up to ${secs}s for $what"
-  for ((i = 1; i <= secs; i++)); do
-    "$@" >/dev/null 2>&1 && return 0
+  local deadline=$((SECONDS + secs))
+  while ((SECONDS < deadline)); do
+    timeout 5 "$@" >/dev/null 2>&1 && return 0
     sleep 1
   done
   fail "$what: not ready after ${secs}s"
@@ -142,10 +150,10 @@ wait_for "the Temporal dev server on :$TEMPORAL_PORT" 120 \
   "$BIN/temporal" operator cluster health --address "127.0.0.1:$TEMPORAL_PORT"
 
 if [ -x "$BIN/mailpit" ]; then
-  wait_for "Mailpit on :$MAILPIT_PORT" 30 curl -sf "http://127.0.0.1:$MAILPIT_PORT/api/v1/info"
+  wait_for "Mailpit on :$MAILPIT_PORT" 30 curl -sf --max-time 2 "http://127.0.0.1:$MAILPIT_PORT/api/v1/info"
   # The inbox page is a script bundle: check that it is really there.
-  bundle=$(curl -sf "http://127.0.0.1:$MAILPIT_PORT/" | grep -o 'dist/app\.js[^"]*' | head -n 1)
-  read -r code size < <(curl -s -o /dev/null -w '%{http_code} %{size_download}\n' \
+  bundle=$(curl -sf --max-time 5 "http://127.0.0.1:$MAILPIT_PORT/" | grep -o 'dist/app\.js[^"]*' | head -n 1)
+  read -r code size < <(curl -s --max-time 10 -o /dev/null -w '%{http_code} %{size_download}\n' \
     "http://127.0.0.1:$MAILPIT_PORT/${bundle:-dist/app.js}")
   if [ "$code" = 200 ] && [ "${size:-0}" -gt 100000 ]; then
     mailpit_ui="http://localhost:$MAILPIT_PORT"
@@ -169,8 +177,8 @@ start "the main+email worker" "$DEMO/worker-main.log" \
   "$BIN/worker" --queues main,email --metrics-addr "$MAIN_METRICS"
 start "the analysis worker" "$DEMO/worker-analysis.log" \
   "$BIN/worker" --queues analysis --metrics-addr "$ANALYSIS_METRICS"
-wait_for "the main+email worker's /healthz on $MAIN_METRICS" 60 curl -sf "http://$MAIN_METRICS/healthz"
-wait_for "the analysis worker's /healthz on $ANALYSIS_METRICS" 60 curl -sf "http://$ANALYSIS_METRICS/healthz"
+wait_for "the main+email worker's /healthz on $MAIN_METRICS" 60 curl -sf --max-time 2 "http://$MAIN_METRICS/healthz"
+wait_for "the analysis worker's /healthz on $ANALYSIS_METRICS" 60 curl -sf --max-time 2 "http://$ANALYSIS_METRICS/healthz"
 
 echo "demo: ingesting $DEMO/sim/batches (at most $INGEST_TIMEOUT)"
 step timeout "$INGEST_TIMEOUT" "$BIN/starter" ingest --parallel 8 --wait-for-worker 60s "$DEMO/sim/batches" >"$DEMO/ingest.log" 2>&1
@@ -190,7 +198,8 @@ step timeout 1m "$BIN/starter" schedule create --id "$SCHEDULE_ID" --every 15m >
   fail "schedule create (see $DEMO/schedule.log)"
 
 echo
-step timeout 1m "$BIN/starter" findings --severity warning | tail -n 20
+step timeout 1m "$BIN/starter" findings --severity warning >"$DEMO/findings.txt" 2>&1 || fail "findings (see $DEMO/findings.txt)"
+tail -n 20 "$DEMO/findings.txt"
 echo
 mailpit_flag=()
 if [ -x "$BIN/mailpit" ]; then

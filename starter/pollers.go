@@ -14,10 +14,12 @@ import (
 )
 
 // pollerFresh is how recently a poller must have been seen to count as a
-// live worker. A worker's long poll lasts up to about 70 s before it polls
-// again, so a live worker is always seen within this; the server keeps a
-// dead worker's pollers listed for a few minutes longer.
-const pollerFresh = 2 * time.Minute
+// live worker. A long poll lasts about 60 s before the worker polls again,
+// and a worker runs several pollers, so a live one is seen within this; the
+// server keeps a stopped worker's pollers listed for minutes longer, which
+// must not count. A live worker that was just missed is seen on a later
+// check while waiting.
+const pollerFresh = 75 * time.Second
 
 // pollerCheckEvery is how often the task queue is asked again while waiting.
 const pollerCheckEvery = time.Second
@@ -57,8 +59,12 @@ func waitForWorkers(ctx context.Context, tc client.Client, stderr io.Writer, wai
 				fmt.Fprintf(stderr, "starter: cannot see the pollers of task queue %q (%v); not checking for workers\n", q.name, err)
 				return nil
 			}
-			if err != nil {
+			var unavailable *serviceerror.Unavailable
+			if err != nil && !errors.As(err, &unavailable) {
 				return fmt.Errorf("describe task queue %q: %w", q.name, err)
+			}
+			if err != nil && !time.Now().Before(deadline) {
+				return fmt.Errorf("describe task queue %q: %w", q.name, err) // the server is still starting, or gone
 			}
 			if ok {
 				break

@@ -44,7 +44,7 @@ func cacheBatteryRule(in *input, th map[string]float64, _ []Advisory) []finding.
 				name, in.box.ID, cur, stamp(since), th["min_charge_pct"]),
 			Evidence: finding.Evidence{Metric: telemetry.BatteryChargePct, Numbers: []finding.Number{
 				num("charge", cur, "%"), num("min_charge", th["min_charge_pct"], "%"), num("since", float64(since.Unix()), "unix_s"),
-			}, Series: s.excerpt()},
+			}, Series: s.excerpt(), Limit: limitOf(th["min_charge_pct"]), LimitLabel: "minimum charge", SpanFrom: since, SpanTo: s.last().Time},
 			Remediation: []string{
 				fmt.Sprintf("Replace cache battery %s of %s (order the FRU for model %s).", name, in.box.ID, orUnknown(in.box.Model)),
 				"Until it is replaced, check the array's event log for a charger fault and whether write caching was disabled; plan for lower write performance.",

@@ -149,7 +149,7 @@ func capacityRule(in *input, th map[string]float64, _ []Advisory) []finding.Find
 			Severity:     sev,
 			Title:        title,
 			Problem:      problem,
-			Evidence:     finding.Evidence{Metric: telemetry.PoolUsedBytes, Numbers: nums, Series: used.excerpt()},
+			Evidence:     capacityEvidence(used, nums, total, current, slope, daysToFull),
 			Remediation:  rem,
 			TimeToImpact: tti,
 		})
@@ -167,4 +167,18 @@ func fmtDays(d float64) string {
 	default:
 		return fmt.Sprintf("%.0f days", d)
 	}
+}
+
+// capacityEvidence is the evidence of a capacity finding, with the pool's
+// capacity as the limit line and the forecast drawn to the day it is full.
+func capacityEvidence(used series, nums []finding.Number, total, current, slope, daysToFull float64) finding.Evidence {
+	ev := finding.Evidence{Metric: telemetry.PoolUsedBytes, Numbers: nums, Series: used.excerpt(), Limit: &total, LimitLabel: "capacity"}
+	if slope > 0 && daysToFull > 0 && daysToFull < 3650 {
+		last := used.last().Time
+		ev.Forecast = []finding.Point{
+			{Time: last, Value: current},
+			{Time: last.Add(time.Duration(daysToFull * float64(24*time.Hour))), Value: total},
+		}
+	}
+	return ev
 }

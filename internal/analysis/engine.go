@@ -321,3 +321,6 @@ func roundNum(v float64) float64 {
 	p := math.Pow(10, 3-math.Floor(math.Log10(math.Abs(v))))
 	return math.Round(v*p) / p
 }
+
+// limitOf returns a pointer to a copy of v, for Evidence.Limit.
+func limitOf(v float64) *float64 { return &v }

@@ -18,6 +18,7 @@ type anomaly struct {
 	ratio, z              float64
 	hasZ                  bool
 	run                   int
+	limit                 float64 // the baseline's limit a point must exceed
 	since                 time.Time
 	duration              time.Duration
 }
@@ -66,7 +67,7 @@ func detectAnomaly(in *input, s series, th map[string]float64) (anomaly, bool) {
 		return anomaly{}, false
 	}
 	cur := medianOf(vals[len(vals)-run:])
-	a := anomaly{s: s, base: base, spread: m, current: cur, ratio: cur / base, run: run}
+	a := anomaly{s: s, base: base, spread: m, current: cur, ratio: cur / base, run: run, limit: max(limit, floor)}
 	if m > 0 {
 		a.z, a.hasZ = (cur-base)/(madScale*m), true
 	}
@@ -200,11 +201,12 @@ func latencyRule(in *input, th map[string]float64, _ []Advisory) []finding.Findi
 		}
 		rem = append(rem, fmt.Sprintf("Check the paths to volume %s: CRC errors or link resets on the array ports that map it, and the multipath state on its hosts.", name))
 		out = append(out, finding.Finding{
-			Component:   comp,
-			Severity:    sev,
-			Title:       title,
-			Problem:     problem,
-			Evidence:    finding.Evidence{Metric: a.s.metric, Numbers: nums, Series: a.s.excerpt()},
+			Component: comp,
+			Severity:  sev,
+			Title:     title,
+			Problem:   problem,
+			Evidence: finding.Evidence{Metric: a.s.metric, Numbers: nums, Series: a.s.excerpt(), Limit: &a.limit,
+				LimitLabel: "baseline limit", SpanFrom: a.since, SpanTo: a.s.last().Time},
 			Remediation: rem,
 		})
 	}

@@ -102,7 +102,8 @@ func portRule(in *input, th map[string]float64, _ []Advisory) []finding.Finding 
 			Severity:  sev,
 			Title:     title,
 			Problem:   problem,
-			Evidence:  finding.Evidence{Metric: lead.s.metric, Numbers: nums, Series: lead.s.excerpt()},
+			Evidence: finding.Evidence{Metric: lead.s.metric, Numbers: nums, Series: lead.s.excerpt(),
+				SpanFrom: lead.s.last().Time.Add(-lead.duration), SpanTo: lead.s.last().Time},
 			Remediation: []string{
 				fmt.Sprintf("Replace the cable and the SFP of port %s on %s, and clean the fiber connectors on both ends.", name, in.box.ID),
 				fmt.Sprintf("Check the switch port connected to %s: its error counters and the SFP receive power on both sides.", name),

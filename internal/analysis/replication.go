@@ -43,7 +43,7 @@ func replicationRule(in *input, th map[string]float64, _ []Advisory) []finding.F
 			Evidence: finding.Evidence{Metric: telemetry.ReplicationLagS, Numbers: []finding.Number{
 				num("lag", cur, "s"), num("rpo", rpo, "s"), num("lag_over_rpo", cur/rpo, "x"),
 				num("lag_slope", slope/24, "s/hour"), num("since", float64(since.Unix()), "unix_s"),
-			}, Series: s.excerpt()},
+			}, Series: s.excerpt(), Limit: limitOf(rpo), LimitLabel: "RPO", SpanFrom: since, SpanTo: s.last().Time},
 			Remediation: []string{
 				fmt.Sprintf("Check the replication link of group %s on %s: bandwidth use, packet loss and errors on the replication ports, and the state of the remote array.", name, in.box.ID),
 				fmt.Sprintf("Check whether a write burst on the volumes of group %s (a bulk load, a reindex) exceeds the link; throttle it or raise the link bandwidth.", name),

@@ -31,7 +31,7 @@ func saturationRule(in *input, th map[string]float64, _ []Advisory) []finding.Fi
 				name, in.box.ID, cur, fmtDuration(dur), th["busy_pct"], run),
 			Evidence: finding.Evidence{Metric: telemetry.NodeCPUBusyPct, Numbers: []finding.Number{
 				num("cpu_busy", cur, "%"), num("busy_limit", th["busy_pct"], "%"), num("duration", dur.Minutes(), "min"),
-			}, Series: s.excerpt()},
+			}, Series: s.excerpt(), Limit: limitOf(th["busy_pct"]), LimitLabel: "busy limit", SpanFrom: s.last().Time.Add(-dur), SpanTo: s.last().Time},
 			Remediation: []string{
 				fmt.Sprintf("Find the volumes and hosts driving node %s of %s (top volumes by IOPS) and move some of them to the partner node.", name, in.box.ID),
 				"Check for background work on the node: RAID rebuilds, deduplication or compression jobs, snapshot deletion, replication resyncs; reschedule them off peak.",

@@ -49,7 +49,7 @@ func silentRule(in *input, th map[string]float64, _ []Advisory) []finding.Findin
 			num("silent_minutes", silence.Minutes(), "min"),
 			num("cadence_minutes", cadence.Minutes(), "min"),
 			num("last_sample", float64(last.Unix()), "unix_s"),
-		}, Series: lead.excerpt()},
+		}, Series: lead.excerpt(), SpanFrom: last, SpanTo: in.now},
 		TimeToImpact: 0,
 		Remediation: []string{
 			fmt.Sprintf("Check that %s is up: its management interface, its controllers' status LEDs, the site's power and network.", in.box.ID),

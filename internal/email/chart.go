@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"encoding/csv"
 	"fmt"
-	"image"
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
 	"image/color"
-	"image/png"
 	"math"
 	"strconv"
 	"time"
@@ -69,124 +70,149 @@ func EvidenceCSV(points []finding.Point) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// EvidenceChart draws the points as a line chart with axes and returns it as
-// PNG. Points that are NaN or infinite are skipped; fewer than two usable
-// points give nil. The x axis is time, the y axis spans min to max.
-func EvidenceChart(points []finding.Point) ([]byte, error) {
-	usable := make([]finding.Point, 0, len(points))
-	for _, p := range points {
+// ChartSpec is what EvidenceChart draws: the series and, optionally, the
+// limit line, the forecast and the shaded span of a finding's evidence.
+type ChartSpec struct {
+	Points     []finding.Point
+	Metric     string // names the y axis; its unit formats the ticks
+	Limit      *float64
+	LimitLabel string
+	Forecast   []finding.Point
+	SpanFrom   time.Time
+	SpanTo     time.Time
+}
+
+// ChartFor returns the chart of a finding's evidence over points (the
+// series as sent, downsampled).
+func ChartFor(ev finding.Evidence, points []finding.Point) ChartSpec {
+	return ChartSpec{Points: points, Metric: ev.Metric, Limit: ev.Limit, LimitLabel: ev.LimitLabel,
+		Forecast: ev.Forecast, SpanFrom: ev.SpanFrom, SpanTo: ev.SpanTo}
+}
+
+// Chart colours.
+var (
+	seriesColor   = color.RGBA{R: 0x20, G: 0x50, B: 0xa0, A: 0xff}
+	limitColor    = color.RGBA{R: 0xc0, G: 0x20, B: 0x20, A: 0xff}
+	forecastColor = color.RGBA{R: 0xe0, G: 0x80, B: 0x10, A: 0xff}
+	spanColor     = color.RGBA{R: 0xff, G: 0xd0, B: 0xd0, A: 0xff}
+)
+
+// EvidenceChart draws the evidence as a PNG line chart with gonum/plot: a
+// time axis in UTC, a value axis labelled with the metric and its unit
+// (bytes as TiB, latency in ms), the limit line, the forecast up to the
+// impact and the anomalous span shaded. Points that are NaN or infinite are
+// skipped; fewer than two usable points give nil.
+func EvidenceChart(c ChartSpec) ([]byte, error) {
+	usable := make(plotter.XYs, 0, len(c.Points))
+	for _, p := range c.Points {
 		if !math.IsNaN(p.Value) && !math.IsInf(p.Value, 0) {
-			usable = append(usable, p)
+			usable = append(usable, plotter.XY{X: float64(p.Time.Unix()), Y: p.Value})
 		}
 	}
 	if len(usable) < 2 {
 		return nil, nil
 	}
-	t0, t1 := usable[0].Time, usable[0].Time
-	lo, hi := usable[0].Value, usable[0].Value
-	for _, p := range usable {
-		if p.Time.Before(t0) {
-			t0 = p.Time
+	unit := metricUnit(c.Metric)
+	p := plot.New()
+	p.X.Label.Text = "time (UTC)"
+	p.Y.Label.Text = c.Metric
+	p.X.Tick.Marker = plot.TimeTicks{Format: "01-02\n15:04", Time: func(t float64) time.Time { return time.Unix(int64(t), 0).UTC() }}
+	p.Y.Tick.Marker = unitTicks{unit: unit}
+	p.Add(plotter.NewGrid())
+
+	lo, hi := usable[0].Y, usable[0].Y
+	xmax := usable[len(usable)-1].X
+	for _, xy := range usable {
+		lo, hi = math.Min(lo, xy.Y), math.Max(hi, xy.Y)
+	}
+	if c.Limit != nil && finite(*c.Limit) {
+		lo, hi = math.Min(lo, *c.Limit), math.Max(hi, *c.Limit)
+	}
+	var forecast plotter.XYs
+	for _, f := range c.Forecast {
+		if finite(f.Value) {
+			forecast = append(forecast, plotter.XY{X: float64(f.Time.Unix()), Y: f.Value})
+			lo, hi = math.Min(lo, f.Value), math.Max(hi, f.Value)
+			xmax = math.Max(xmax, float64(f.Time.Unix()))
 		}
-		if p.Time.After(t1) {
-			t1 = p.Time
-		}
-		lo = math.Min(lo, p.Value)
-		hi = math.Max(hi, p.Value)
 	}
 	if hi == lo {
 		hi, lo = hi+1, lo-1
 	}
-	span := t1.Sub(t0)
+	pad := (hi - lo) * 0.08
+	p.Y.Min, p.Y.Max = lo-pad, hi+pad
+	p.X.Min, p.X.Max = usable[0].X, xmax
 
-	img := image.NewPaletted(image.Rect(0, 0, chartWidth, chartHeight), color.Palette{
-		color.White,
-		color.RGBA{R: 0x40, G: 0x40, B: 0x40, A: 0xff}, // axes
-		color.RGBA{R: 0xdd, G: 0xdd, B: 0xdd, A: 0xff}, // grid
-		color.RGBA{R: 0xc0, G: 0x20, B: 0x20, A: 0xff}, // line
-	})
-	const (
-		white = iota
-		axis
-		grid
-		line
-	)
-	left, right := chartMargin, chartWidth-chartMargin/2
-	top, bottom := chartMargin/2, chartHeight-chartMargin
-
-	// Grid lines at quarters, then axes with ticks.
-	for i := 1; i <= 4; i++ {
-		y := bottom - (bottom-top)*i/4
-		drawLine(img, left, y, right, y, grid)
-		x := left + (right-left)*i/4
-		drawLine(img, x, top, x, bottom, grid)
-		drawLine(img, left-4, y, left, y, axis)
-		drawLine(img, x, bottom, x, bottom+4, axis)
-	}
-	drawLine(img, left, top, left, bottom, axis)
-	drawLine(img, left, bottom, right, bottom, axis)
-
-	xy := func(i int, p finding.Point) (int, int) {
-		var fx float64
-		if span > 0 {
-			fx = float64(p.Time.Sub(t0)) / float64(span)
-		} else {
-			fx = float64(i) / float64(len(usable)-1)
+	if !c.SpanFrom.IsZero() && !c.SpanTo.IsZero() && c.SpanTo.After(c.SpanFrom) {
+		x0 := math.Max(float64(c.SpanFrom.Unix()), p.X.Min)
+		x1 := math.Min(float64(c.SpanTo.Unix()), p.X.Max)
+		if x1 > x0 {
+			shade, err := plotter.NewPolygon(plotter.XYs{{X: x0, Y: p.Y.Min}, {X: x1, Y: p.Y.Min}, {X: x1, Y: p.Y.Max}, {X: x0, Y: p.Y.Max}})
+			if err != nil {
+				return nil, fmt.Errorf("draw chart: %w", err)
+			}
+			shade.Color = spanColor
+			shade.LineStyle.Width = 0
+			p.Add(shade)
+			p.Legend.Add("anomalous span", shade)
 		}
-		fy := (p.Value - lo) / (hi - lo)
-		return left + int(math.Round(fx*float64(right-left))), bottom - int(math.Round(fy*float64(bottom-top)))
 	}
-	px, py := xy(0, usable[0])
-	for i := 1; i < len(usable); i++ {
-		x, y := xy(i, usable[i])
-		drawLine(img, px, py, x, y, line)
-		drawLine(img, px, py+1, x, y+1, line) // two pixels thick
-		px, py = x, y
+	line, err := plotter.NewLine(usable)
+	if err != nil {
+		return nil, fmt.Errorf("draw chart: %w", err)
 	}
-
+	line.Color = seriesColor
+	line.Width = vg.Points(1.5)
+	p.Add(line)
+	if c.Limit != nil && finite(*c.Limit) {
+		l, err := plotter.NewLine(plotter.XYs{{X: p.X.Min, Y: *c.Limit}, {X: p.X.Max, Y: *c.Limit}})
+		if err != nil {
+			return nil, fmt.Errorf("draw chart: %w", err)
+		}
+		l.Color = limitColor
+		l.Width = vg.Points(1.5)
+		l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+		p.Add(l)
+		label := c.LimitLabel
+		if label == "" {
+			label = "limit"
+		}
+		p.Legend.Add(label+" "+formatValue(*c.Limit, unit), l)
+	}
+	if len(forecast) >= 2 {
+		f, err := plotter.NewLine(forecast)
+		if err != nil {
+			return nil, fmt.Errorf("draw chart: %w", err)
+		}
+		f.Color = forecastColor
+		f.Dashes = []vg.Length{vg.Points(2), vg.Points(2)}
+		p.Add(f)
+		p.Legend.Add("forecast to "+time.Unix(int64(forecast[len(forecast)-1].X), 0).UTC().Format("2006-01-02"), f)
+	}
+	p.Legend.Top = false // bottom right: where a rising series is not
+	w, err := p.WriterTo(vg.Length(chartWidth)*vg.Inch/96, vg.Length(chartHeight)*vg.Inch/96, "png")
+	if err != nil {
+		return nil, fmt.Errorf("draw chart: %w", err)
+	}
 	var buf bytes.Buffer
-	enc := png.Encoder{CompressionLevel: png.BestCompression}
-	if err := enc.Encode(&buf, img); err != nil {
-		return nil, fmt.Errorf("encode chart: %w", err)
+	if _, err := w.WriteTo(&buf); err != nil {
+		return nil, fmt.Errorf("draw chart: %w", err)
 	}
 	return buf.Bytes(), nil
 }
 
-// drawLine draws from (x0,y0) to (x1,y1) with Bresenham's algorithm, clipped
-// to the image.
-func drawLine(img *image.Paletted, x0, y0, x1, y1 int, c uint8) {
-	dx, dy := abs(x1-x0), -abs(y1-y0)
-	sx, sy := 1, 1
-	if x0 > x1 {
-		sx = -1
-	}
-	if y0 > y1 {
-		sy = -1
-	}
-	e := dx + dy
-	b := img.Bounds()
-	for {
-		if (image.Point{X: x0, Y: y0}).In(b) {
-			img.SetColorIndex(x0, y0, c)
-		}
-		if x0 == x1 && y0 == y1 {
-			return
-		}
-		e2 := 2 * e
-		if e2 >= dy {
-			e += dy
-			x0 += sx
-		}
-		if e2 <= dx {
-			e += dx
-			y0 += sy
+// unitTicks formats gonum/plot's default ticks in the metric's unit.
+type unitTicks struct{ unit string }
+
+// Ticks returns the default ticks with labels in human units.
+func (u unitTicks) Ticks(min, max float64) []plot.Tick {
+	ticks := plot.DefaultTicks{}.Ticks(min, max)
+	for i := range ticks {
+		if ticks[i].Label != "" {
+			ticks[i].Label = formatValue(ticks[i].Value, u.unit)
 		}
 	}
+	return ticks
 }
 
-func abs(v int) int {
-	if v < 0 {
-		return -v
-	}
-	return v
-}
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }

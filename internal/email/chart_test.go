@@ -3,6 +3,7 @@ package email
 import (
 	"bytes"
 	"image"
+	"image/color"
 	"image/png"
 	"math"
 	"testing"
@@ -67,21 +68,27 @@ func TestDownsample(t *testing.T) {
 }
 
 func TestEvidenceChart(t *testing.T) {
+	limit := 150.0
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name    string
-		series  []finding.Point
+		spec    ChartSpec
 		wantNil bool
 	}{
-		{name: "none", series: nil, wantNil: true},
-		{name: "one point", series: points(1), wantNil: true},
-		{name: "only one finite point", series: points(1, math.NaN(), math.Inf(1)), wantNil: true},
-		{name: "flat", series: points(5, 5, 5)},
-		{name: "with NaN", series: points(1, math.NaN(), 3)},
-		{name: "ramp", series: ramp(100)},
+		{name: "none", spec: ChartSpec{}, wantNil: true},
+		{name: "one point", spec: ChartSpec{Points: points(1)}, wantNil: true},
+		{name: "only one finite point", spec: ChartSpec{Points: points(1, math.NaN(), math.Inf(1))}, wantNil: true},
+		{name: "flat", spec: ChartSpec{Points: points(5, 5, 5)}},
+		{name: "with NaN", spec: ChartSpec{Points: points(1, math.NaN(), 3)}},
+		{name: "ramp", spec: ChartSpec{Points: ramp(100)}},
+		{name: "capacity with limit and forecast", spec: ChartSpec{Points: ramp(100), Metric: "pool.used_bytes", Limit: &limit,
+			LimitLabel: "capacity", Forecast: []finding.Point{{Time: t0, Value: 99}, {Time: t0.Add(72 * time.Hour), Value: 150}}}},
+		{name: "latency with a shaded span", spec: ChartSpec{Points: ramp(100), Metric: "volume.read_latency_ms", Limit: &limit,
+			SpanFrom: t0.Add(-time.Hour), SpanTo: t0}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			data, err := EvidenceChart(tc.series)
+			data, err := EvidenceChart(tc.spec)
 			require.NoError(t, err)
 			if tc.wantNil {
 				require.Nil(t, data)
@@ -94,25 +101,34 @@ func TestEvidenceChart(t *testing.T) {
 	}
 }
 
-// TestEvidenceChartGeometry checks that a rising series starts at the bottom
-// left of the plot and ends at the top right.
-func TestEvidenceChartGeometry(t *testing.T) {
-	data, err := EvidenceChart(ramp(50))
+// TestEvidenceChartDraws checks that the chart holds the series, the limit
+// line and the shaded span in their colours.
+func TestEvidenceChartDraws(t *testing.T) {
+	limit := 150.0
+	last := ramp(50)[49].Time
+	data, err := EvidenceChart(ChartSpec{Points: ramp(50), Metric: "pool.used_bytes", Limit: &limit, LimitLabel: "capacity",
+		SpanFrom: last.Add(-10 * time.Minute), SpanTo: last})
 	require.NoError(t, err)
 	img, err := png.Decode(bytes.NewReader(data))
 	require.NoError(t, err)
-	isLine := func(x, y int) bool {
-		r, g, b, _ := img.At(x, y).RGBA()
-		return r>>8 == 0xc0 && g>>8 == 0x20 && b>>8 == 0x20
+	// Lines are anti-aliased: count the pixels close to each colour.
+	near := func(c color.RGBA) int {
+		n := 0
+		b := img.Bounds()
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			for x := b.Min.X; x < b.Max.X; x++ {
+				r, g, bl, _ := img.At(x, y).RGBA()
+				d := math.Abs(float64(r>>8)-float64(c.R)) + math.Abs(float64(g>>8)-float64(c.G)) + math.Abs(float64(bl>>8)-float64(c.B))
+				if d < 60 {
+					n++
+				}
+			}
+		}
+		return n
 	}
-	left, right := chartMargin, chartWidth-chartMargin/2
-	top, bottom := chartMargin/2, chartHeight-chartMargin
-	require.True(t, isLine(left, bottom), "line starts at bottom left")
-	require.True(t, isLine(right, top), "line ends at top right")
-	require.False(t, isLine(left, top), "no line at top left")
-	require.False(t, isLine(right, bottom-10), "no line near bottom right")
-	r, g, b, _ := img.At(left, (top+bottom)/3).RGBA()
-	require.Equal(t, [3]uint32{0x40, 0x40, 0x40}, [3]uint32{r >> 8, g >> 8, b >> 8}, "y axis drawn")
+	require.Greater(t, near(seriesColor), 100, "the series is drawn")
+	require.Greater(t, near(limitColor), 50, "the limit line is drawn")
+	require.Greater(t, near(spanColor), 500, "the span is shaded")
 }
 
 func TestEvidenceCSV(t *testing.T) {

@@ -54,7 +54,7 @@ func Render(m Message) (Rendered, error) {
 	if err != nil {
 		return Rendered{}, fmt.Errorf("render email: %w", err)
 	}
-	pngData, err := EvidenceChart(points)
+	pngData, err := EvidenceChart(ChartFor(m.Finding.Evidence, points))
 	if err != nil {
 		return Rendered{}, fmt.Errorf("render email: %w", err)
 	}

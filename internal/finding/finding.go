@@ -71,6 +71,14 @@ type Evidence struct {
 	Series      []Point   `json:"series,omitempty"`
 	WindowStart time.Time `json:"window_start"`
 	WindowEnd   time.Time `json:"window_end"`
+	// Chart hints, all optional: a limit line (the pool's capacity, the
+	// baseline's limit, the RPO), a forecast line to the impact, and the span
+	// of time that is wrong, shaded.
+	Limit      *float64  `json:"limit,omitempty"`
+	LimitLabel string    `json:"limit_label,omitempty"`
+	Forecast   []Point   `json:"forecast,omitempty"`
+	SpanFrom   time.Time `json:"span_from,omitzero"`
+	SpanTo     time.Time `json:"span_to,omitzero"`
 }
 
 // Finding is one problem on one component of one box.

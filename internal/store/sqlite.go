@@ -157,7 +157,7 @@ func OpenSQLite(path string) (*SQLite, error) {
 	// being called (SQLite does not wait where waiting could deadlock), so
 	// processes opening the same file take turns under an advisory file lock.
 	// Once open, the busy timeout covers ordinary contention.
-	lock := flock.New(path + ".lock")
+	lock := flock.New(path+".lock", flock.SetPermissions(0o644)) // others (an operator's starter) may read the store
 	lockCtx, cancel := context.WithTimeout(context.Background(), sqliteOpenLockTimeout)
 	locked, err := lock.TryLockContext(lockCtx, 20*time.Millisecond)
 	cancel()
