@@ -45,6 +45,7 @@ func TestIngestTelemetryStoresThenAnalyses(t *testing.T) {
 		func(_ context.Context, in activities.AnalyzeShardInput) (activities.ShardResult, error) {
 			shards = append(shards, in.Boxes)
 			require.Equal(t, 48*time.Hour, in.Window)
+			require.False(t, in.JudgeSilence, "a box that just sent its batch is not judged silent")
 			var res activities.ShardResult
 			for _, b := range in.Boxes {
 				res.Analysed++

@@ -19,6 +19,9 @@ const QueryProgress = "progress"
 // one page more stays far below Temporal's and our 10,000-event budget.
 const scanHistoryLimit = 4000
 
+// changeJudgeSilence is the GetVersion change id of scans judging silent boxes.
+const changeJudgeSilence = "judge-silence"
+
 // FleetScanInput starts FleetScan. Everything is optional: the zero value scans
 // every box with the configured window, shard size and concurrency.
 type FleetScanInput struct {
@@ -95,7 +98,10 @@ func FleetScan(ctx workflow.Context, in FleetScanInput) (store.ScanReport, error
 	}
 	st.Runs++
 	remediate := in.Remediate == nil || *in.Remediate
-	r := newShardRunner(ctx, s, window, true, inFlight, remediate, func(shard []string, sr activities.ShardResult, err error) {
+	// Scans judge silent boxes against the fleet's clock from this version
+	// on; runs that started before it keep their old shard inputs.
+	silence := workflow.GetVersion(ctx, changeJudgeSilence, workflow.DefaultVersion, 1) >= 1
+	r := newShardRunner(ctx, s, window, silence, inFlight, remediate, func(shard []string, sr activities.ShardResult, err error) {
 		if err != nil {
 			st.Result.FailedShards = append(st.Result.FailedShards, shardFailure(shard, err))
 			st.Result.FailedBoxes += len(shard)

@@ -47,6 +47,9 @@ func (f *fakeFleet) register(env *testsuite.TestWorkflowEnvironment, fail string
 		})
 	env.OnActivity(a.AnalyzeShard, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.AnalyzeShardInput) (activities.ShardResult, error) {
+			if !in.JudgeSilence {
+				return activities.ShardResult{}, errors.New("a scan must judge silent boxes")
+			}
 			if in.Boxes[0] == fail {
 				return activities.ShardResult{}, errors.New("store unreachable")
 			}
