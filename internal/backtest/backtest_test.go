@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -14,21 +13,13 @@ import (
 
 	"github.com/sanwatch/sanwatch/internal/analysis"
 	"github.com/sanwatch/sanwatch/internal/finding"
+	"github.com/sanwatch/sanwatch/internal/realdata"
 	"github.com/sanwatch/sanwatch/internal/smart"
 	"github.com/sanwatch/sanwatch/internal/telemetry"
 )
 
-// sharedData returns ../shared/data beside the repository, failing (never
-// skipping) when it is not there.
-func sharedData(t *testing.T, name string) string {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	p := filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "data", name)
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("real drive data missing: %v (the repository expects ../shared/data beside it)", err)
-	}
-	return p
-}
+// sharedData returns the path of a file of the real drive data.
+func sharedData(t *testing.T, name string) string { return realdata.Path(t, name) }
 
 func engine(t *testing.T, th analysis.Thresholds) *analysis.Engine {
 	t.Helper()

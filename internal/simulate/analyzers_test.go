@@ -46,43 +46,52 @@ func TestAnalyzersFindExactlyTheFaults(t *testing.T) {
 				want = append(want, finding.Fingerprint(f.Box, f.Kind, f.Component))
 			}
 			got := []string{}
-			var fleetNewest time.Time // the fleet's clock: a silent box is behind it
-			for _, ss := range samples {
-				for _, s := range ss {
-					if s.Time.After(fleetNewest) {
-						fleetNewest = s.Time
-					}
-				}
-			}
-			for _, b := range inv.Boxes() {
-				ss := samples[b.ID]
-				require.NotEmpty(t, ss, b.ID)
-				newest := ss[0].Time
-				for _, s := range ss {
-					if s.Time.After(newest) {
-						newest = s.Time
-					}
-				}
-				start := newest.Add(-DefaultWindow)
-				ss = slices.DeleteFunc(ss, func(s telemetry.Sample) bool { return s.Time.Before(start) })
-				slices.SortFunc(ss, func(a, b telemetry.Sample) int {
-					if c := strings.Compare(a.Component, b.Component); c != 0 {
-						return c
-					}
-					if c := strings.Compare(a.Metric, b.Metric); c != 0 {
-						return c
-					}
-					return a.Time.Compare(b.Time)
-				})
-				fs, err := eng.Analyze(context.Background(), analysis.Window{Box: b, Start: start, End: newest.Add(time.Nanosecond), Samples: ss, Now: fleetNewest})
-				require.NoError(t, err)
-				for _, f := range fs {
-					got = append(got, f.Fingerprint())
-				}
+			for _, f := range scanFleet(t, eng, inv, samples) {
+				got = append(got, f.Fingerprint())
 			}
 			require.ElementsMatch(t, want, got)
 		})
 	}
+}
+
+// scanFleet analyses every box of inv at the end of its samples, as a scan
+// would: the whole simulated history for the rules that want it, the fleet's
+// newest sample as its clock.
+func scanFleet(t *testing.T, eng *analysis.Engine, inv *fleet.Inventory, samples map[string][]telemetry.Sample) []finding.Finding {
+	t.Helper()
+	var fleetNewest time.Time
+	for _, ss := range samples {
+		for _, s := range ss {
+			if s.Time.After(fleetNewest) {
+				fleetNewest = s.Time
+			}
+		}
+	}
+	var out []finding.Finding
+	for _, b := range inv.Boxes() {
+		ss := samples[b.ID]
+		require.NotEmpty(t, ss, b.ID)
+		newest := ss[0].Time
+		for _, s := range ss {
+			if s.Time.After(newest) {
+				newest = s.Time
+			}
+		}
+		slices.SortFunc(ss, func(a, b telemetry.Sample) int {
+			if c := strings.Compare(a.Component, b.Component); c != 0 {
+				return c
+			}
+			if c := strings.Compare(a.Metric, b.Metric); c != 0 {
+				return c
+			}
+			return a.Time.Compare(b.Time)
+		})
+		fs, err := eng.Analyze(context.Background(), analysis.Window{Box: b, Start: newest.Add(-analysis.DefaultWindow),
+			End: newest.Add(time.Nanosecond), Samples: ss, Now: fleetNewest})
+		require.NoError(t, err)
+		out = append(out, fs...)
+	}
+	return out
 }
 
 func samplesByBox(t *testing.T, dir string) map[string][]telemetry.Sample {

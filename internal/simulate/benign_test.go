@@ -1,21 +1,16 @@
 package simulate
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"slices"
 	"strconv"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/sanwatch/sanwatch/internal/analysis"
 	"github.com/sanwatch/sanwatch/internal/finding"
 	"github.com/sanwatch/sanwatch/internal/fleet"
-	"github.com/sanwatch/sanwatch/internal/telemetry"
 )
 
 // TestBenignFleetsNoFalseFindings simulates fleets with every benign
@@ -41,14 +36,6 @@ func TestBenignFleetsNoFalseFindings(t *testing.T) {
 			inv, err := fleet.Load(res.InventoryPath)
 			require.NoError(t, err)
 			samples := samplesByBox(t, res.BatchDir)
-			var fleetNewest time.Time
-			for _, ss := range samples {
-				for _, s := range ss {
-					if s.Time.After(fleetNewest) {
-						fleetNewest = s.Time
-					}
-				}
-			}
 			want, below := map[string]bool{}, map[string]bool{}
 			for _, f := range res.Faults {
 				fp := finding.Fingerprint(f.Box, f.Kind, f.Component)
@@ -61,32 +48,11 @@ func TestBenignFleetsNoFalseFindings(t *testing.T) {
 				}
 			}
 			got := map[string]bool{}
-			for _, b := range inv.Boxes() {
-				ss := samples[b.ID]
-				newest := ss[0].Time
-				for _, s := range ss {
-					if s.Time.After(newest) {
-						newest = s.Time
-					}
-				}
-				slices.SortFunc(ss, func(a, b telemetry.Sample) int {
-					if c := strings.Compare(a.Component, b.Component); c != 0 {
-						return c
-					}
-					if c := strings.Compare(a.Metric, b.Metric); c != 0 {
-						return c
-					}
-					return a.Time.Compare(b.Time)
-				})
-				fs, err := eng.Analyze(context.Background(), analysis.Window{Box: b, Start: newest.Add(-analysis.DefaultWindow),
-					End: newest.Add(time.Nanosecond), Samples: ss, Now: fleetNewest})
-				require.NoError(t, err)
-				for _, f := range fs {
-					fp := f.Fingerprint()
-					got[fp] = true
-					require.False(t, below[fp], "below-threshold fault found: %s: %s", fp, f.Title)
-					require.True(t, want[fp], "false finding: %s: %s", fp, f.Title)
-				}
+			for _, f := range scanFleet(t, eng, inv, samples) {
+				fp := f.Fingerprint()
+				got[fp] = true
+				require.False(t, below[fp], "below-threshold fault found: %s: %s", fp, f.Title)
+				require.True(t, want[fp], "false finding: %s: %s", fp, f.Title)
 			}
 			for fp := range want {
 				require.True(t, got[fp], "missed fault %s", fp)

@@ -2,28 +2,18 @@ package smart
 
 import (
 	"os"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sanwatch/sanwatch/internal/realdata"
 	"github.com/sanwatch/sanwatch/internal/telemetry"
 )
 
-// sharedData returns the path of a file in ../shared/data beside the
-// repository, failing (never skipping) when it is not there.
-func sharedData(t *testing.T, name string) string {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	p := filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "data", name)
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("real drive data missing: %v (the repository expects ../shared/data beside it)", err)
-	}
-	return p
-}
+// sharedData returns the path of a file of the real drive data.
+func sharedData(t *testing.T, name string) string { return realdata.Path(t, name) }
 
 func readAll(t *testing.T, in string, o DriveStatsOptions) (DriveStatsResult, []telemetry.Sample, []Failure, error) {
 	t.Helper()
