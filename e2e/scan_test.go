@@ -83,6 +83,8 @@ func TestScheduleTriggersScans(t *testing.T) {
 	out = h.starter("schedule", "describe", "every-15m")
 	require.Contains(t, out, "every:     15m0s")
 	require.Contains(t, out, "overlap:   Skip")
+	require.Contains(t, out, "catch-up:  15m0s", "a missed run is caught up only within one interval")
+	require.Contains(t, out, "timeout:   45m0s", "a hung scan ends after 3 intervals instead of skipping every later one")
 	require.Contains(t, out, "runs:      1")
 	h.starter("schedule", "pause", "every-15m", "--note", "maintenance")
 	require.Contains(t, h.starter("schedule", "describe", "every-15m"), "paused:    true")

@@ -43,6 +43,7 @@ func (c *cli) scheduleCreateCmd() *cobra.Command {
 	var f scanFlags
 	var id, every, cron, note string
 	var paused bool
+	var timeout, catchup time.Duration
 	cmd := &cobra.Command{
 		Use:   "create",
 		Short: "Create a schedule that runs FleetScan --every DURATION or on --cron EXPR",
@@ -55,17 +56,32 @@ func (c *cli) scheduleCreateCmd() *cobra.Command {
 				return fmt.Errorf("give exactly one of --every (e.g. 15m) or --cron (e.g. \"0 */6 * * *\")")
 			}
 			var spec client.ScheduleSpec
+			// A scan that hangs (analysis workers down, a misnamed queue) must
+			// not skip every later one in silence: each scan gets a deadline
+			// (default 3 intervals), and after an outage at most one missed
+			// run is caught up (default within one interval).
+			period := 6 * time.Hour
 			if every != "" {
 				d, err := time.ParseDuration(every)
 				if err != nil || d < time.Minute {
 					return fmt.Errorf("--every %q: want a duration of at least 1m, such as 15m", every)
 				}
 				spec.Intervals = []client.ScheduleIntervalSpec{{Every: d}}
+				period = d
 			} else {
 				if n := len(strings.Fields(cron)); n < 5 || n > 7 {
 					return fmt.Errorf("--cron %q: want 5 fields (minute hour day-of-month month day-of-week)", cron)
 				}
 				spec.CronExpressions = []string{cron}
+			}
+			if timeout == 0 {
+				timeout = 3 * period
+			}
+			if catchup == 0 {
+				catchup = max(period, time.Minute)
+			}
+			if timeout < time.Minute || catchup < time.Minute {
+				return fmt.Errorf("--timeout %s, --catchup-window %s: want at least 1m each", timeout, catchup)
 			}
 			in, err := f.input()
 			if err != nil {
@@ -77,22 +93,25 @@ func (c *cli) scheduleCreateCmd() *cobra.Command {
 			}
 			defer tc.Close()
 			_, err = tc.ScheduleClient().Create(cmd.Context(), client.ScheduleOptions{
-				ID:      id,
-				Spec:    spec,
-				Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
-				Paused:  paused,
-				Note:    note,
+				ID:            id,
+				Spec:          spec,
+				Overlap:       enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
+				CatchupWindow: catchup,
+				Paused:        paused,
+				Note:          note,
 				Action: &client.ScheduleWorkflowAction{
-					ID:        scanWorkflowIDForSchedule(id),
-					Workflow:  workflows.FleetScan,
-					Args:      []any{in},
-					TaskQueue: c.cfg.Queues.Main,
+					ID:                       scanWorkflowIDForSchedule(id),
+					Workflow:                 workflows.FleetScan,
+					Args:                     []any{in},
+					TaskQueue:                c.cfg.Queues.Main,
+					WorkflowExecutionTimeout: timeout, // the whole scan, across its continue-as-new runs
 				},
 			})
 			if err != nil {
 				return fmt.Errorf("create schedule %s: %w", id, err)
 			}
-			fmt.Fprintf(c.stdout, "schedule %s created: FleetScan of %s, overlap policy skip\n", id, in.Selector)
+			fmt.Fprintf(c.stdout, "schedule %s created: FleetScan of %s, overlap policy skip, timeout %s, catch-up window %s\n",
+				id, in.Selector, timeout, catchup)
 			return nil
 		},
 	}
@@ -103,6 +122,8 @@ func (c *cli) scheduleCreateCmd() *cobra.Command {
 	fl.StringVar(&cron, "cron", "", "cron expression, e.g. \"0 */6 * * *\"")
 	fl.BoolVar(&paused, "paused", false, "create paused")
 	fl.StringVar(&note, "note", "", "note shown on the schedule")
+	fl.DurationVar(&timeout, "timeout", 0, "deadline of each scan, across its runs (default 3 intervals; 18h with --cron)")
+	fl.DurationVar(&catchup, "catchup-window", 0, "after an outage, catch up a missed run only within this (default one interval)")
 	return cmd
 }
 
@@ -175,6 +196,10 @@ func (c *cli) scheduleDescribeCmd() *cobra.Command {
 			}
 			if p := d.Schedule.Policy; p != nil {
 				fmt.Fprintf(w, "overlap:   %s\n", p.Overlap)
+				fmt.Fprintf(w, "catch-up:  %s\n", p.CatchupWindow)
+			}
+			if a, ok := d.Schedule.Action.(*client.ScheduleWorkflowAction); ok && a.WorkflowExecutionTimeout > 0 {
+				fmt.Fprintf(w, "timeout:   %s\n", a.WorkflowExecutionTimeout)
 			}
 			fmt.Fprintf(w, "runs:      %d (skipped for overlap %d)\n", d.Info.NumActions, d.Info.NumActionsSkippedOverlap)
 			for _, r := range d.Info.RunningWorkflows {
