@@ -219,12 +219,12 @@ func (e *Engine) Analyze(ctx context.Context, w Window) ([]finding.Finding, erro
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("analyze box %s: %w", w.Box.ID, err)
 		}
-		from := w.Start // the caller's window, unless the rule asks for its own history
-		if h := ruleHistory(th[r.name], 0); h > 0 || from.IsZero() {
-			from = full.end.Add(-max(h, e.window))
-			if h > 0 {
-				from = full.end.Add(-h)
-			}
+		// The rule's own history, else the caller's window, else the engine's.
+		from := w.Start
+		if h := ruleHistory(th[r.name], 0); h > 0 {
+			from = full.end.Add(-h)
+		} else if from.IsZero() {
+			from = full.end.Add(-e.window)
 		}
 		in, ok := views[from]
 		if !ok {

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -379,7 +380,7 @@ func scoreRule(rule string, comps map[string]observed, incidents []Incident, inc
 	}
 	if len(kinds) == 0 {
 		for k := range flagged {
-			_, comp, _ := cutBox(k)
+			_, comp, _ := strings.Cut(k, "/")
 			kinds[kindOf(comp)] = true
 		}
 	}
@@ -403,7 +404,7 @@ func scoreRule(rule string, comps map[string]observed, incidents []Incident, inc
 		}
 	}
 	for k, ob := range comps {
-		_, comp, _ := cutBox(k)
+		_, comp, _ := strings.Cut(k, "/")
 		if !kinds[kindOf(comp)] || len(incidentOf[k]) > 0 {
 			continue
 		}
@@ -437,16 +438,6 @@ func scoreRule(rule string, comps map[string]observed, incidents []Incident, inc
 	}
 	slices.Sort(s.Kinds)
 	return s
-}
-
-// cutBox splits "box/kind/name" into box and component.
-func cutBox(k string) (box, component string, ok bool) {
-	for i := 0; i < len(k); i++ {
-		if k[i] == '/' {
-			return k[:i], k[i+1:], true
-		}
-	}
-	return k, "", false
 }
 
 // ratio returns a/b, 0 when b is 0 (the table shows "-" then).
