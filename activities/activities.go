@@ -44,6 +44,11 @@ type Settings struct {
 	VerifyEvery   time.Duration `json:"verify_every"`
 	SMTPRetryFor  time.Duration `json:"smtp_retry_for"`
 	SMTPTimeout   time.Duration `json:"smtp_timeout"`
+	// ShardDeadline is the ScheduleToClose of AnalyzeShard (0: one hour).
+	ShardDeadline time.Duration `json:"shard_deadline,omitempty"`
+	// SearchAttributes is true when sanwatch's search attributes are
+	// registered and workflows may set them.
+	SearchAttributes bool `json:"search_attributes,omitempty"`
 }
 
 // IngestOptions are the limits of StoreBatch.

@@ -48,6 +48,9 @@ type Temporal struct {
 	Namespace string `yaml:"namespace"` // Temporal namespace
 	APIKey    string `yaml:"api_key"`   // secret; empty for none
 	TLS       TLS    `yaml:"tls"`
+	// SearchAttributes registers sanwatch's search attributes at worker start
+	// and sets them on workflows; false where the namespace cannot take them.
+	SearchAttributes bool `yaml:"search_attributes"`
 }
 
 // TLS configures the client's TLS to Temporal (temporal.tls.*).
@@ -93,6 +96,9 @@ type Analysis struct {
 	Window      time.Duration `yaml:"window"`        // how much history each analysis reads
 	ShardSize   int           `yaml:"shard_size"`    // boxes per analysis activity
 	MaxInFlight int           `yaml:"max_in_flight"` // shard activities a fleet scan keeps running
+	// ShardDeadline bounds one shard, retries and queueing included: a shard
+	// that no worker picks up or finishes in time is reported failed.
+	ShardDeadline time.Duration `yaml:"shard_deadline"`
 }
 
 // External is an external analyzer (one entry of external): an executable
@@ -158,6 +164,9 @@ type Remediation struct {
 	EscalateAfter time.Duration `yaml:"escalate_after"` // escalate when still not acknowledged
 	ResolveAfter  time.Duration `yaml:"resolve_after"`  // clear for this long: resolved
 	VerifyEvery   time.Duration `yaml:"verify_every"`   // re-check the problem on fresh data
+	// NotifyFailingAfter: `starter check` is CRITICAL when a finding has had
+	// no email for this long because sending keeps failing.
+	NotifyFailingAfter time.Duration `yaml:"notify_failing_after"`
 }
 
 // Log configures slog (log.*).

@@ -68,7 +68,7 @@ func TestDefaultsRunLocallyWithNoFile(t *testing.T) {
 	require.Equal(t, "fleet.yaml", c.Inventory)
 	require.Equal(t, "config/advisories.yaml", c.Advisories)
 	require.Equal(t, Ingest{Roots: []string{"."}, MaxRejectRatio: 0.5, MaxFutureSkew: time.Hour, ChunkRows: 5000, MaxErrors: 20}, c.Ingest)
-	require.Equal(t, Analysis{Window: 48 * time.Hour, ShardSize: 100, MaxInFlight: 4}, c.Analysis)
+	require.Equal(t, Analysis{Window: 48 * time.Hour, ShardSize: 100, MaxInFlight: 4, ShardDeadline: time.Hour}, c.Analysis)
 	require.Equal(t, analysis.DefaultThresholds(), c.Rules)
 	require.Empty(t, c.Overrides)
 	require.Empty(t, c.External)
@@ -80,7 +80,7 @@ func TestDefaultsRunLocallyWithNoFile(t *testing.T) {
 		Host: "127.0.0.1", Port: 1025, TLS: "none", From: "sanwatch@localhost", RatePerSecond: 5,
 		Timeout: 30 * time.Second, RetryFor: time.Hour,
 	}, c.SMTP)
-	require.Equal(t, Remediation{Enabled: true, MinSeverity: "warning", Reminder: 24 * time.Hour, EscalateAfter: 48 * time.Hour, ResolveAfter: 6 * time.Hour, VerifyEvery: time.Hour}, c.Remediation)
+	require.Equal(t, Remediation{Enabled: true, MinSeverity: "warning", Reminder: 24 * time.Hour, EscalateAfter: 48 * time.Hour, ResolveAfter: 6 * time.Hour, VerifyEvery: time.Hour, NotifyFailingAfter: time.Hour}, c.Remediation)
 	require.Equal(t, Log{Level: "info", Format: "text"}, c.Log)
 }
 

@@ -38,6 +38,7 @@ func (d *decoder) decode(raw map[string]any, setOverrides map[string]map[string]
 				CAFile:     d.str("temporal.tls.ca_file"),
 				ServerName: d.str("temporal.tls.server_name"),
 			},
+			SearchAttributes: d.boolean("temporal.search_attributes"),
 		},
 		Queues: Queues{
 			Main:     d.str("queues.main"),
@@ -60,9 +61,10 @@ func (d *decoder) decode(raw map[string]any, setOverrides map[string]map[string]
 			MaxErrors:      d.integer("ingest.max_errors"),
 		},
 		Analysis: Analysis{
-			Window:      d.duration("analysis.window"),
-			ShardSize:   d.integer("analysis.shard_size"),
-			MaxInFlight: d.integer("analysis.max_in_flight"),
+			Window:        d.duration("analysis.window"),
+			ShardSize:     d.integer("analysis.shard_size"),
+			MaxInFlight:   d.integer("analysis.max_in_flight"),
+			ShardDeadline: d.duration("analysis.shard_deadline"),
 		},
 		Rules: analysis.Thresholds{},
 		Worker: Worker{
@@ -88,12 +90,13 @@ func (d *decoder) decode(raw map[string]any, setOverrides map[string]map[string]
 			InsecureSkipVerify: d.boolean("smtp.insecure_skip_verify"),
 		},
 		Remediation: Remediation{
-			Enabled:       d.boolean("remediation.enabled"),
-			MinSeverity:   strings.ToLower(d.str("remediation.min_severity")),
-			Reminder:      d.duration("remediation.reminder"),
-			EscalateAfter: d.duration("remediation.escalate_after"),
-			ResolveAfter:  d.duration("remediation.resolve_after"),
-			VerifyEvery:   d.duration("remediation.verify_every"),
+			Enabled:            d.boolean("remediation.enabled"),
+			MinSeverity:        strings.ToLower(d.str("remediation.min_severity")),
+			Reminder:           d.duration("remediation.reminder"),
+			EscalateAfter:      d.duration("remediation.escalate_after"),
+			ResolveAfter:       d.duration("remediation.resolve_after"),
+			VerifyEvery:        d.duration("remediation.verify_every"),
+			NotifyFailingAfter: d.duration("remediation.notify_failing_after"),
 		},
 		Log: Log{
 			Level:  strings.ToLower(d.str("log.level")),

@@ -29,6 +29,7 @@ var keys = []key{
 	{"temporal.tls.key_file", ""},
 	{"temporal.tls.ca_file", ""},
 	{"temporal.tls.server_name", ""},
+	{"temporal.search_attributes", true},
 	{"queues.main", "sanwatch"},
 	{"queues.analysis", "sanwatch-analysis"},
 	{"queues.email", "sanwatch-email"},
@@ -46,6 +47,7 @@ var keys = []key{
 	{"analysis.window", 48 * time.Hour},
 	{"analysis.shard_size", 100},
 	{"analysis.max_in_flight", 4},
+	{"analysis.shard_deadline", time.Hour},
 	{"worker.queues", []string{QueueMain, QueueAnalysis, QueueEmail}},
 	{"worker.metrics_addr", "127.0.0.1:9090"},
 	{"worker.analysis_concurrency", 2},
@@ -70,6 +72,7 @@ var keys = []key{
 	{"remediation.escalate_after", 48 * time.Hour},
 	{"remediation.resolve_after", 6 * time.Hour},
 	{"remediation.verify_every", time.Hour},
+	{"remediation.notify_failing_after", time.Hour},
 	{"log.level", "info"},
 	{"log.format", "text"},
 }

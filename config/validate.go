@@ -87,6 +87,7 @@ func validate(c *Config) error {
 	add(positive("analysis.window", c.Analysis.Window))
 	add(intRange("analysis.shard_size", c.Analysis.ShardSize, 1, 10000))
 	add(intRange("analysis.max_in_flight", c.Analysis.MaxInFlight, 1, 1000))
+	add(positive("analysis.shard_deadline", c.Analysis.ShardDeadline))
 
 	// rules and overrides
 	add(checkThresholds(sectionRules, c.Rules, nil))
@@ -160,6 +161,7 @@ func validate(c *Config) error {
 	add(positive("remediation.escalate_after", c.Remediation.EscalateAfter))
 	add(positive("remediation.resolve_after", c.Remediation.ResolveAfter))
 	add(positive("remediation.verify_every", c.Remediation.VerifyEvery))
+	add(positive("remediation.notify_failing_after", c.Remediation.NotifyFailingAfter))
 
 	// log
 	switch c.Log.Level {

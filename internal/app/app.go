@@ -138,6 +138,7 @@ func Settings(cfg *config.Config) activities.Settings {
 		Reminder: cfg.Remediation.Reminder, EscalateAfter: cfg.Remediation.EscalateAfter,
 		ResolveAfter: cfg.Remediation.ResolveAfter, VerifyEvery: cfg.Remediation.VerifyEvery,
 		SMTPRetryFor: cfg.SMTP.RetryFor, SMTPTimeout: cfg.SMTP.Timeout,
+		ShardDeadline: cfg.Analysis.ShardDeadline, SearchAttributes: cfg.Temporal.SearchAttributes,
 	}
 }
 
