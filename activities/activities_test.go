@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
 
 	"github.com/sanwatch/sanwatch/internal/analysis"
 	"github.com/sanwatch/sanwatch/internal/email"
@@ -272,4 +273,40 @@ func TestSelector(t *testing.T) {
 			require.Equal(t, tc.want, s.String())
 		})
 	}
+}
+
+// expiringMailer succeeds, and the activity's context ends right after:
+// its deadline passed or the worker is stopping.
+type expiringMailer struct{ cancel context.CancelFunc }
+
+func (m expiringMailer) Send(context.Context, email.Message, email.Rendered) error {
+	m.cancel()
+	return nil
+}
+
+// TestSendEmailRecordsAfterDeadline: the send succeeded just as the
+// activity's context ended; the email must still be recorded, or the retry
+// would send it a second time (issue 9, defect 7).
+func TestSendEmailRecordsAfterDeadline(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.SetWorkerOptions(worker.Options{BackgroundActivityContext: ctx})
+	env.RegisterActivity(f.acts)
+	f.acts.Mailer = expiringMailer{cancel: cancel}
+	f.acts.Mail = MailOptions{From: "sanwatch@example.com", Domain: "example.com"}
+	fp := "box-0001/controller_saturation/node/0"
+	_, err := f.acts.Store.UpsertFinding(context.Background(), finding.Finding{
+		Box: "box-0001", Rule: finding.RuleSaturation, Component: "node/0", Severity: finding.Critical,
+		Title: "CPU 97% for 1 h", Problem: "busy", Remediation: []string{"rebalance"}, DetectedAt: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC),
+	})
+	require.NoError(t, err)
+	in := SendEmailInput{WorkflowID: "remediate-" + fp, ThreadKey: "remediate-" + fp + "/run1", Fingerprint: fp, Kind: EmailNotify}
+	_, _ = env.ExecuteActivity(f.acts.SendEmail, in)
+	require.Error(t, ctx.Err(), "the activity's context ended during the send")
+	sent, err := f.acts.Store.EmailSent(context.Background(), email.MessageID(in.ThreadKey, 0, email.KindNotify, "example.com"))
+	require.NoError(t, err)
+	require.True(t, sent, "an email that went out is recorded even when the activity's context ended during the send")
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -70,6 +72,10 @@ type EvidenceSignal struct {
 type remediateStart struct {
 	Fingerprint string `json:"fingerprint"`
 }
+
+// recordEmailTimeout bounds recording a sent email, which runs detached from
+// the activity's own deadline.
+const recordEmailTimeout = 30 * time.Second
 
 // SendEmailInput names one email of a remediation thread.
 type SendEmailInput struct {
@@ -155,14 +161,18 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmai
 		MessageID: msg.MessageID, Fingerprint: in.Fingerprint, Kind: in.Kind, To: append(append([]string{}, to...), cc...),
 		Subject: rendered.Subject, SentAt: a.now().UTC(),
 	}
-	if err := a.Store.RecordEmail(ctx, rec); err != nil {
-		// The mail went out; a failed record only risks a duplicate on a later retry.
+	// The mail went out: record it even if the activity's deadline passed or
+	// it was cancelled meanwhile, or the retry would send it again.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordEmailTimeout)
+	defer cancel()
+	if err := a.Store.RecordEmail(rctx, rec); err != nil {
+		// A failed record only risks a duplicate on a later retry.
 		activity.GetLogger(ctx).Error("record sent email", "message_id", msg.MessageID, "error", err)
 	}
 	if a.Metrics != nil {
 		a.Metrics.EmailsSent.WithLabelValues(in.Kind).Inc()
 	}
-	activity.GetLogger(ctx).Info("email sent", "fingerprint", in.Fingerprint, "kind", in.Kind, "message_id", msg.MessageID, "to", strings.Join(to, ","))
+	activity.GetLogger(ctx).Info("email sent", "fingerprint", in.Fingerprint, "kind", in.Kind, "message_id", msg.MessageID, "recipients", len(to)+len(cc))
 	return res, nil
 }
 
@@ -233,6 +243,9 @@ type VerifyInput struct {
 type VerifyResult struct {
 	Present  bool             `json:"present"`
 	Severity finding.Severity `json:"severity,omitempty"`
+	// Detail gives the numbers of a finding still present, e.g.
+	// "Pool ssd_r6 fills in 5.2 days (used_pct 91.3 %, days_to_full 5.2)".
+	Detail string `json:"detail,omitempty"`
 }
 
 // VerifyFinding re-analyses the finding's box on its newest data and reports
@@ -248,7 +261,11 @@ func (a *Activities) VerifyFinding(ctx context.Context, in VerifyInput) (VerifyR
 	}
 	for _, r := range refs {
 		if r.Fingerprint == in.Fingerprint {
-			return VerifyResult{Present: true, Severity: r.Severity}, nil
+			res := VerifyResult{Present: true, Severity: r.Severity}
+			if f, err := a.Store.Finding(ctx, in.Fingerprint); err == nil {
+				res.Detail = findingDetail(f)
+			}
+			return res, nil
 		}
 	}
 	return VerifyResult{}, nil
@@ -313,4 +330,23 @@ func (a *Activities) DispatchFindings(ctx context.Context, in DispatchInput) (Di
 		activity.RecordHeartbeat(ctx, i)
 	}
 	return res, nil
+}
+
+// findingDetail is a one-line account of a finding: its title and numbers.
+func findingDetail(f finding.Finding) string {
+	var nums []string
+	for _, n := range f.Evidence.Numbers {
+		v := strconv.FormatFloat(n.Value, 'f', -1, 64)
+		if math.Abs(n.Value) >= 100 || n.Value != math.Trunc(n.Value) {
+			v = strconv.FormatFloat(n.Value, 'f', 1, 64)
+		}
+		if n.Unit != "" {
+			v += " " + n.Unit
+		}
+		nums = append(nums, n.Name+" "+v)
+	}
+	if len(nums) == 0 {
+		return f.Title
+	}
+	return f.Title + " (" + strings.Join(nums, ", ") + ")"
 }

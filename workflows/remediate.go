@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -22,7 +23,27 @@ const (
 	SignalResolve = "resolve"
 	// QueryState returns the RemediationState.
 	QueryState = "state"
+	// UpdateAck acknowledges the problem and answers with the new phase
+	// (AckSignal in, UpdateResult out). Validated: --by set, remediation open,
+	// fingerprint matching.
+	UpdateAck = "Ack"
+	// UpdateResolve says the problem was fixed; it answers once fresh data
+	// was checked: resolved, or still detected with the numbers.
+	UpdateResolve = "Resolve"
 )
+
+// changeRemediateV2 is the GetVersion change id of this round's Remediate:
+// signals drained again after the last activities before continue-as-new
+// and completion (a detection after "Resolved:" reopens), escalation retries
+// paced by the reminder interval, status writes that survive a database
+// outage, a failed "Resolved:" email retried before completing, the phase
+// kept at notifying until an email went out, search attributes, user
+// metadata, and the ack/resolve updates. Runs started before it keep the old
+// behaviour until they continue as new.
+const changeRemediateV2 = "remediate-v2"
+
+// statusRetryEvery is how often a status the store refused is written again.
+const statusRetryEvery = 10 * time.Minute
 
 // Remediation phases reported by the state query.
 const (
@@ -50,6 +71,18 @@ type EvidenceSignal = activities.EvidenceSignal
 type AckSignal struct {
 	By   string `json:"by"`
 	Note string `json:"note,omitempty"`
+	// Fingerprint, when set (the updates), must be the remediation's own.
+	Fingerprint string `json:"fingerprint,omitempty"`
+}
+
+// UpdateResult answers the ack and resolve updates.
+type UpdateResult struct {
+	Phase string `json:"phase"`
+	// Message says what happened: "acknowledged", "resolved: verified
+	// clear", "still detected: <numbers>", or why verification failed.
+	Message string `json:"message"`
+	// StillDetected is true when a resolve found the problem on fresh data.
+	StillDetected bool `json:"still_detected,omitempty"`
 }
 
 // RemediateInput starts Remediate. State is set only by continue-as-new.
@@ -81,6 +114,25 @@ type RemediationState struct {
 	LastVerified  time.Time        `json:"last_verified,omitempty"`
 	LastError     string           `json:"last_error,omitempty"`
 	Runs          int              `json:"runs"`
+	// EscalationTriedAt is when the last escalation was attempted; a failed
+	// one is tried again a reminder interval later, never at once.
+	EscalationTriedAt time.Time `json:"escalation_tried_at,omitzero"`
+	// PendingStatus is a status the store has not taken yet; it is written
+	// again every statusRetryEvery, and a resolved remediation does not
+	// complete before it is recorded.
+	PendingStatus *PendingStatus `json:"pending_status,omitempty"`
+	// LastDetail is what the last verification saw, e.g. "still detected: ...".
+	LastDetail string `json:"last_detail,omitempty"`
+	// Reopened counts detections after the remediation was resolved.
+	Reopened int `json:"reopened,omitempty"`
+}
+
+// PendingStatus is a finding status waiting to be recorded in the store.
+type PendingStatus struct {
+	Status finding.Status `json:"status"`
+	Note   string         `json:"note,omitempty"`
+	// TriedAt is when the store last refused it.
+	TriedAt time.Time `json:"tried_at"`
 }
 
 // Remediate follows one finding until it is fixed: it emails the owner
@@ -93,11 +145,12 @@ func Remediate(ctx workflow.Context, in RemediateInput) (RemediationState, error
 	if in.Fingerprint == "" {
 		return RemediationState{}, temporal.NewNonRetryableApplicationError("input fingerprint is empty", activities.ErrTypeInvalidInput, nil)
 	}
+	v2 := workflow.GetVersion(ctx, changeRemediateV2, workflow.DefaultVersion, 1) >= 1
 	s, err := loadSettings(ctx)
 	if err != nil {
 		return RemediationState{}, err
 	}
-	r := &remediation{ctx: ctx, s: s}
+	r := &remediation{ctx: ctx, s: s, v2: v2}
 	if in.State != nil {
 		r.st = *in.State
 	} else {
@@ -110,7 +163,24 @@ func Remediate(ctx workflow.Context, in RemediateInput) (RemediationState, error
 	r.evidence = workflow.GetSignalChannel(ctx, SignalEvidence)
 	r.ack = workflow.GetSignalChannel(ctx, SignalAck)
 	r.resolve = workflow.GetSignalChannel(ctx, SignalResolve)
-	return r.run(in)
+	if !v2 {
+		return r.run(in)
+	}
+	r.requests = workflow.NewBufferedChannel(ctx, 1000)
+	for _, u := range []struct {
+		name    string
+		resolve bool
+	}{{UpdateAck, false}, {UpdateResolve, true}} {
+		err := workflow.SetUpdateHandlerWithOptions(ctx, u.name,
+			func(ctx workflow.Context, sig AckSignal) (UpdateResult, error) {
+				return r.onUpdate(ctx, sig, u.resolve)
+			},
+			workflow.UpdateHandlerOptions{Validator: r.validateUpdate})
+		if err != nil {
+			return r.st, fmt.Errorf("set update handler %s: %w", u.name, err)
+		}
+	}
+	return r.runV2(in)
 }
 
 // remediation is the running state machine of one Remediate run.
@@ -120,6 +190,28 @@ type remediation struct {
 	st                     RemediationState
 	evidence, ack, resolve workflow.ReceiveChannel
 	resolveRequested       bool
+
+	// v2 is true on runs of changeRemediateV2 and later.
+	v2 bool
+	// requests carries ack/resolve updates from their handlers to the main
+	// loop, which acts on them; resolves wait in pendingResolves for the
+	// verification that answers them.
+	requests        workflow.Channel
+	pendingResolves []*request
+	// verifyOutcome says what the last verification found, for update answers.
+	verifyOutcome UpdateResult
+	// lastSendPermanent is true when the last send failed for good.
+	lastSendPermanent bool
+	// searched is what was last written to the search attributes.
+	searched searchState
+}
+
+// request is one ack or resolve update waiting for the main loop.
+type request struct {
+	sig     AckSignal
+	resolve bool
+	done    bool
+	result  UpdateResult
 }
 
 func (r *remediation) run(in RemediateInput) (RemediationState, error) {
@@ -198,13 +290,23 @@ func (r *remediation) nextDeadline(now time.Time) (time.Time, string) {
 	}
 	if !r.st.Acked && !r.st.Undeliverable {
 		if !r.st.Escalated && !r.st.FirstSentAt.IsZero() {
-			consider(r.st.FirstSentAt.Add(r.s.EscalateAfter), "escalate")
+			due := r.st.FirstSentAt.Add(r.s.EscalateAfter)
+			if r.v2 && !r.st.EscalationTriedAt.IsZero() {
+				// A failed escalation is not retried at once, over and over.
+				if again := r.st.EscalationTriedAt.Add(r.s.Reminder); again.After(due) {
+					due = again
+				}
+			}
+			consider(due, "escalate")
 		}
 		last := r.st.LastSentAt
 		if last.IsZero() {
 			last = r.st.StartedAt
 		}
 		consider(last.Add(r.s.Reminder), "remind")
+	}
+	if p := r.st.PendingStatus; r.v2 && p != nil {
+		consider(p.TriedAt.Add(statusRetryEvery), "status")
 	}
 	if at.Before(now) {
 		at = now
@@ -237,6 +339,13 @@ func (r *remediation) onAck(c workflow.ReceiveChannel, resolve bool) {
 }
 
 func (r *remediation) applyAck(sig AckSignal, resolve bool) {
+	if r.v2 && r.st.Phase == PhaseResolved {
+		// Closed: the ack is kept in the state, the store keeps "resolved".
+		if !r.st.Acked {
+			r.st.Acked, r.st.AckedBy, r.st.AckNote, r.st.AckedAt = true, sig.By, sig.Note, workflow.Now(r.ctx)
+		}
+		return
+	}
 	if !r.st.Acked {
 		r.st.Acked, r.st.AckedBy, r.st.AckNote, r.st.AckedAt = true, sig.By, sig.Note, workflow.Now(r.ctx)
 		if r.st.Phase != PhaseClearing && r.st.Phase != PhaseUndeliverable {
@@ -260,6 +369,16 @@ func (r *remediation) onEvidence(c workflow.ReceiveChannel) {
 }
 
 func (r *remediation) applyEvidence(sig EvidenceSignal) {
+	if r.v2 && r.st.Phase == PhaseResolved {
+		r.st.Detections++
+		r.st.LastDetected = sig.DetectedAt
+		r.st.ClearSince = time.Time{}
+		if sig.Severity != "" {
+			r.st.Severity = sig.Severity
+		}
+		r.reopen()
+		return
+	}
 	r.st.Detections++
 	r.st.LastDetected = sig.DetectedAt
 	r.st.ClearSince = time.Time{}
@@ -311,20 +430,31 @@ func (r *remediation) waitingPhase() string {
 // verify re-runs the analysis of the box on fresh data. Clear for the resolve
 // window (or clear when a person said it was resolved) completes the remediation.
 func (r *remediation) verify(requested bool) {
-	ctx := workflow.WithActivityOptions(r.ctx, workflow.ActivityOptions{
+	opts := workflow.ActivityOptions{
 		TaskQueue:           r.s.AnalysisQueue,
 		StartToCloseTimeout: 5 * time.Minute,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 5 * time.Second, MaximumInterval: time.Minute, MaximumAttempts: 5},
-	})
+	}
+	if r.v2 {
+		opts.ScheduleToCloseTimeout = 15 * time.Minute
+		opts.Summary = "verify on fresh data"
+		if requested {
+			opts.Summary = "verify on fresh data (resolve requested)"
+		}
+	}
+	ctx := workflow.WithActivityOptions(r.ctx, opts)
 	now := workflow.Now(r.ctx)
 	var res activities.VerifyResult
 	err := workflow.ExecuteActivity(ctx, a.VerifyFinding, activities.VerifyInput{Fingerprint: r.st.Fingerprint}).Get(ctx, &res)
 	r.st.LastVerified = now
 	if err != nil {
 		r.st.LastError = "verify: " + ErrorMessage(err)
+		r.verifyOutcome = UpdateResult{Phase: r.st.Phase, Message: "verification failed, nothing changed: " + ErrorMessage(err)}
 		return
 	}
 	if res.Present {
+		r.st.LastDetail = "still detected: " + res.Detail
+		r.verifyOutcome = UpdateResult{Phase: r.waitingPhase(), Message: r.st.LastDetail, StillDetected: true}
 		r.st.ClearSince = time.Time{}
 		r.st.Phase = r.waitingPhase()
 		if res.Severity != "" {
@@ -339,7 +469,13 @@ func (r *remediation) verify(requested bool) {
 		r.st.ClearSince = now
 	}
 	r.st.Phase = PhaseClearing
+	r.st.LastDetail = "clear on fresh data"
+	r.verifyOutcome = UpdateResult{Phase: PhaseClearing, Message: fmt.Sprintf("clear on fresh data since %s; resolved after %s clear", r.st.ClearSince.UTC().Format(time.RFC3339), r.s.ResolveAfter)}
 	if requested || now.Sub(r.st.ClearSince) >= r.s.ResolveAfter {
+		if r.v2 {
+			r.resolveV2()
+			return
+		}
 		// Evidence delivered meanwhile (a repeat detection) means it is not clear.
 		r.drainSignals()
 		if r.st.ClearSince.IsZero() {
@@ -349,6 +485,27 @@ func (r *remediation) verify(requested bool) {
 		r.setStatus(finding.StatusResolved, "verified clear")
 		r.st.Phase = PhaseResolved
 	}
+}
+
+// resolveV2 completes a verified-clear remediation: the "Resolved:" email
+// must go out (or be undeliverable) before the finding is marked resolved;
+// a relay that is down means another try at the next verification.
+func (r *remediation) resolveV2() {
+	// Evidence delivered meanwhile (a repeat detection) means it is not clear.
+	r.applyPending()
+	if r.st.ClearSince.IsZero() {
+		r.verifyOutcome = UpdateResult{Phase: r.st.Phase, Message: "a repeat detection arrived while resolving: still open", StillDetected: true}
+		return
+	}
+	ok := r.send(activities.EmailResolved, fmt.Sprintf("verified clear since %s", r.st.ClearSince.UTC().Format(time.RFC3339)))
+	if !ok && !r.lastSendPermanent {
+		r.st.LastDetail = "clear on fresh data, but the Resolved email failed; tried again at the next verification"
+		r.verifyOutcome = UpdateResult{Phase: r.st.Phase, Message: r.st.LastDetail + ": " + r.st.LastError}
+		return
+	}
+	r.setStatus(finding.StatusResolved, "verified clear")
+	r.st.Phase = PhaseResolved
+	r.verifyOutcome = UpdateResult{Phase: PhaseResolved, Message: "resolved: verified clear on fresh data"}
 }
 
 // send emails one message of the thread. A permanent failure marks the
@@ -367,7 +524,7 @@ func (r *remediation) send(kind, note string) bool {
 	if attempt <= 0 {
 		attempt = 2 * time.Minute
 	}
-	ctx := workflow.WithActivityOptions(r.ctx, workflow.ActivityOptions{
+	opts := workflow.ActivityOptions{
 		TaskQueue:              r.s.EmailQueue,
 		StartToCloseTimeout:    attempt,
 		ScheduleToCloseTimeout: retryFor,
@@ -377,7 +534,12 @@ func (r *remediation) send(kind, note string) bool {
 			MaximumInterval:        5 * time.Minute,
 			NonRetryableErrorTypes: []string{activities.ErrTypeUndeliverable, activities.ErrTypeUnknownFinding, activities.ErrTypeInvalidInput},
 		},
-	})
+	}
+	if r.v2 {
+		opts.Summary = fmt.Sprintf("email %d: %s", step+1, kind)
+	}
+	r.lastSendPermanent = false
+	ctx := workflow.WithActivityOptions(r.ctx, opts)
 	info := workflow.GetInfo(r.ctx)
 	in := activities.SendEmailInput{
 		WorkflowID: info.WorkflowExecution.ID, ThreadKey: info.WorkflowExecution.ID + "/" + info.FirstRunID,
@@ -399,6 +561,7 @@ func (r *remediation) send(kind, note string) bool {
 	}
 	r.st.LastError = fmt.Sprintf("send %s: %s", kind, ErrorMessage(err))
 	var app *temporal.ApplicationError
+	r.lastSendPermanent = errors.As(err, &app) && app.NonRetryable()
 	if errors.As(err, &app) && app.Type() == activities.ErrTypeUndeliverable && kind != activities.EmailUndeliverable {
 		r.st.Undeliverable = true
 		r.st.Phase = PhaseUndeliverable
@@ -408,27 +571,57 @@ func (r *remediation) send(kind, note string) bool {
 		}
 		return false
 	}
-	// Retries ran out (relay down for smtp.retry_for): try again at the next reminder.
+	// Retries ran out (relay down for smtp.retry_for): try again at the next
+	// reminder. From v2 on a remediation that never reached anyone stays
+	// "notifying", so lists and checks show that no owner was told.
 	r.st.LastSentAt = now
-	if r.st.Phase == PhaseNotifying {
+	if r.st.Phase == PhaseNotifying && (!r.v2 || r.st.EmailsSent > 0) {
 		r.st.Phase = r.waitingPhase()
 	}
 	return false
 }
 
 // setStatus records the finding's status in the store.
+// From v2 on it retries for an hour and, if the store still refuses, keeps
+// the status pending and writes it again every statusRetryEvery: a database
+// blip never leaves the store behind the workflow.
 func (r *remediation) setStatus(status finding.Status, note string) {
-	ctx := workflow.WithActivityOptions(r.ctx, workflow.ActivityOptions{
+	opts := workflow.ActivityOptions{
 		TaskQueue:           r.s.MainQueue,
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 30 * time.Second, MaximumAttempts: 10},
-	})
+	}
+	if r.v2 {
+		opts.ScheduleToCloseTimeout = time.Hour
+		opts.RetryPolicy = &temporal.RetryPolicy{
+			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 5 * time.Minute,
+			NonRetryableErrorTypes: []string{activities.ErrTypeUnknownFinding, activities.ErrTypeInvalidInput},
+		}
+		opts.Summary = "record status " + string(status)
+	}
+	ctx := workflow.WithActivityOptions(r.ctx, opts)
 	err := workflow.ExecuteActivity(ctx, a.SetFindingStatus, activities.SetStatusInput{
 		Fingerprint: r.st.Fingerprint, Status: status, Note: note,
 	}).Get(ctx, nil)
-	if err != nil {
-		r.st.LastError = "record status: " + ErrorMessage(err)
+	if err == nil {
+		if r.v2 {
+			r.st.PendingStatus = nil
+			if strings.HasPrefix(r.st.LastError, "record status") {
+				r.st.LastError = ""
+			}
+		}
+		return
 	}
+	r.st.LastError = "record status: " + ErrorMessage(err)
+	if !r.v2 {
+		return
+	}
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) && app.NonRetryable() {
+		r.st.PendingStatus = nil // the finding is gone from the store: nothing to record
+		return
+	}
+	r.st.PendingStatus = &PendingStatus{Status: status, Note: note, TriedAt: workflow.Now(r.ctx)}
 }
 
 // ErrorMessage returns the message of the innermost application error of
