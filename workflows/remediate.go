@@ -423,6 +423,8 @@ func (r *remediation) waitingPhase() string {
 		return PhaseUndeliverable
 	case r.st.Acked:
 		return PhaseAcknowledged
+	case r.v2 && r.st.EmailsSent == 0:
+		return PhaseNotifying // no owner was told yet
 	}
 	return PhaseWaiting
 }

@@ -45,13 +45,35 @@ func (m *mailLog) Kinds() []string {
 // whether verification still sees the finding at a given test time.
 func remediateEnv(t *testing.T, present func() bool, sendErr func(in activities.SendEmailInput) error) (*testsuite.TestWorkflowEnvironment, *mailLog, *[]finding.Status) {
 	t.Helper()
+	return remediateEnvWith(t, remediateMocks{present: present, sendErr: sendErr})
+}
+
+// remediateMocks shape the mocked activities of a Remediate test.
+type remediateMocks struct {
+	present func() bool
+	sendErr func(in activities.SendEmailInput) error
+	// statusErr, when set, may refuse a status write.
+	statusErr func(in activities.SetStatusInput) error
+	// sendTakes and verifyTakes are how long (test time) each call lasts.
+	sendTakes, verifyTakes time.Duration
+	settings               *activities.Settings
+}
+
+func remediateEnvWith(t *testing.T, m remediateMocks) (*testsuite.TestWorkflowEnvironment, *mailLog, *[]finding.Status) {
+	t.Helper()
+	present, sendErr := m.present, m.sendErr
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
+	env.SetTestTimeout(20 * time.Second)
 	env.RegisterWorkflowWithOptions(Remediate, workflow.RegisterOptions{Name: activities.RemediateWorkflowType})
 	env.RegisterActivity(a)
-	env.OnActivity(a.GetSettings, mock.Anything).Return(testSettings, nil)
+	settings := testSettings
+	if m.settings != nil {
+		settings = *m.settings
+	}
+	env.OnActivity(a.GetSettings, mock.Anything).Return(settings, nil)
 	log := &mailLog{}
-	env.OnActivity(a.SendEmail, mock.Anything, mock.Anything).Return(
+	env.OnActivity(a.SendEmail, mock.Anything, mock.Anything).After(m.sendTakes).Return(
 		func(_ context.Context, in activities.SendEmailInput) (activities.SendEmailResult, error) {
 			if sendErr != nil {
 				if err := sendErr(in); err != nil {
@@ -61,14 +83,22 @@ func remediateEnv(t *testing.T, present func() bool, sendErr func(in activities.
 			log.add(in, env.Now())
 			return activities.SendEmailResult{MessageID: "<id>"}, nil
 		})
-	env.OnActivity(a.VerifyFinding, mock.Anything, mock.Anything).Return(
+	env.OnActivity(a.VerifyFinding, mock.Anything, mock.Anything).After(m.verifyTakes).Return(
 		func(context.Context, activities.VerifyInput) (activities.VerifyResult, error) {
-			return activities.VerifyResult{Present: present()}, nil
+			if present() {
+				return activities.VerifyResult{Present: true, Detail: "Pool ssd_r6 fills in 5 days (used 91 %)"}, nil
+			}
+			return activities.VerifyResult{}, nil
 		})
 	statuses := &[]finding.Status{}
 	var mu sync.Mutex
 	env.OnActivity(a.SetFindingStatus, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.SetStatusInput) error {
+			if m.statusErr != nil {
+				if err := m.statusErr(in); err != nil {
+					return err
+				}
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			*statuses = append(*statuses, in.Status)

@@ -36,6 +36,11 @@ func (r *remediation) runV2(in RemediateInput) (RemediationState, error) {
 		r.send(activities.EmailNotify, "")
 	}
 	for {
+		if err := ctx.Err(); err != nil {
+			// Cancelled (`temporal workflow cancel`): the follow-up stops;
+			// the finding keeps its status in the store.
+			return r.st, temporal.NewCanceledError(r.st.Phase)
+		}
 		r.settle()
 		r.describe()
 		if r.st.Phase == PhaseResolved {
