@@ -17,6 +17,7 @@ import (
 	"github.com/sanwatch/sanwatch/internal/email"
 	"github.com/sanwatch/sanwatch/internal/finding"
 	"github.com/sanwatch/sanwatch/internal/fleet"
+	"github.com/sanwatch/sanwatch/internal/search"
 	"github.com/sanwatch/sanwatch/internal/store"
 )
 
@@ -322,6 +323,7 @@ func (a *Activities) DispatchFindings(ctx context.Context, in DispatchInput) (Di
 			TaskQueue:             a.Settings.MainQueue,
 			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		}
+		a.describeRemediation(ctx, f, &opts)
 		if _, err := a.Client.SignalWithStartWorkflow(ctx, opts.ID, EvidenceSignalName,
 			EvidenceSignal{Severity: f.Severity, DetectedAt: f.DetectedAt}, opts, RemediateWorkflowType, remediateStart{Fingerprint: f.Fingerprint}); err != nil {
 			return res, fmt.Errorf("signal-with-start %s: %w", opts.ID, err)
@@ -349,4 +351,34 @@ func findingDetail(f finding.Finding) string {
 		return f.Title
 	}
 	return f.Title + " (" + strings.Join(nums, ", ") + ")"
+}
+
+// describeRemediation gives a Remediate workflow that signal-with-start may
+// start its user metadata (the UI's summary: severity, title, box) and its
+// search attributes (box, site, rule, severity, phase). Neither holds an
+// email address or any other personal data.
+func (a *Activities) describeRemediation(ctx context.Context, ref FindingRef, opts *client.StartWorkflowOptions) {
+	box, rule, component, err := finding.ParseFingerprint(ref.Fingerprint)
+	if err != nil {
+		return
+	}
+	title := rule + " on " + component
+	if f, err := a.Store.Finding(ctx, ref.Fingerprint); err == nil && f.Title != "" {
+		title = f.Title
+	}
+	opts.StaticSummary = fmt.Sprintf("%s: %s (box %s)", ref.Severity, title, box)
+	opts.StaticDetails = fmt.Sprintf("**%s** on box `%s`, component `%s`, rule `%s`, first detected %s. "+
+		"`starter findings --box %s` shows the evidence; `starter ack %s --by NAME` acknowledges.",
+		ref.Severity, box, component, rule, ref.DetectedAt.UTC().Format(time.RFC3339), box, ref.Fingerprint)
+	if !a.Settings.SearchAttributes {
+		return
+	}
+	sa := []temporal.SearchAttributeUpdate{
+		search.Box.ValueSet(box), search.Rule.ValueSet(rule), search.Severity.ValueSet(string(ref.Severity)),
+		search.Phase.ValueSet("notifying"), search.Acked.ValueSet(false),
+	}
+	if site := a.box(box).Site; site != "" {
+		sa = append(sa, search.Site.ValueSet(site))
+	}
+	opts.TypedSearchAttributes = temporal.NewSearchAttributes(sa...)
 }

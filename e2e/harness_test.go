@@ -25,6 +25,7 @@ import (
 	"github.com/sanwatch/sanwatch/config"
 	"github.com/sanwatch/sanwatch/internal/app"
 	"github.com/sanwatch/sanwatch/internal/email/smtptest"
+	"github.com/sanwatch/sanwatch/internal/search"
 	"github.com/sanwatch/sanwatch/internal/store"
 	"github.com/sanwatch/sanwatch/internal/store/storetest"
 )
@@ -78,6 +79,8 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	t.Helper()
 	ts := temporaltest.NewServer(temporaltest.WithT(t))
 	h := &harness{t: t, ts: ts, c: ts.GetDefaultClient(), dir: t.TempDir(), smtp: smtptest.Start(t)}
+	// As a worker does at start: sanwatch's search attributes on the namespace.
+	require.NoError(t, search.Register(context.Background(), h.c, ts.GetDefaultNamespace()))
 	h.cfgPath = filepath.Join(h.dir, "sanwatch.yaml")
 	storeYAML := fmt.Sprintf("driver: sqlite\n  path: %s", filepath.Join(h.dir, "sanwatch.db"))
 	if o.postgres {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/sanwatch/sanwatch/internal/email/smtptest"
 	"github.com/sanwatch/sanwatch/internal/finding"
@@ -103,7 +104,24 @@ func TestRemediationLifecycle(t *testing.T) {
 	require.Contains(t, out, "SANWATCH WARNING - 1 warning findings not acknowledged | critical=0 warning=1")
 
 	out = h.starter("ack", latencyFP, "--by", "alice", "--note", "moving the volume")
-	require.Contains(t, out, `sent "ack"`)
+	require.Contains(t, out, "ack: "+latencyFP+": phase acknowledged: acknowledged by alice")
+	// Filtered through the search attributes, in one visibility query.
+	require.Eventually(t, func() bool {
+		out := h.starter("remediations", "--severity", string(finding.Warning), "--site", "par1", "--acked", "true")
+		return strings.Contains(out, latencyFP) && strings.Contains(out, "1 remediations")
+	}, 10*time.Second, 200*time.Millisecond)
+	require.Contains(t, h.starter("remediations", "--severity", "critical"), "0 remediations")
+	// The UI's summary tells the problem at a glance, with no address in it.
+	d, err := h.c.DescribeWorkflowExecution(context.Background(), workflows.RemediateWorkflowID(latencyFP), "")
+	require.NoError(t, err)
+	var summary string
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayload(d.GetExecutionConfig().GetUserMetadata().GetSummary(), &summary))
+	require.Contains(t, summary, "warning: ")
+	require.Contains(t, summary, "(box box-0001)")
+	require.NotContains(t, summary, "@")
+	out, code = h.run("starter", "ack", latencyFP, "--by", "")
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, "who is acting is empty: set --by NAME")
 	require.Eventually(t, func() bool { return remediationState(t, h).Acked }, 10*time.Second, 100*time.Millisecond)
 	st := remediationState(t, h)
 	require.Equal(t, "alice", st.AckedBy)
