@@ -101,7 +101,7 @@ func TestRemediationLifecycle(t *testing.T) {
 
 	out, code := h.run("starter", "check")
 	require.Equal(t, 1, code, out)
-	require.Contains(t, out, "SANWATCH WARNING - 1 warning findings not acknowledged | critical=0 warning=1")
+	require.Contains(t, out, "SANWATCH WARNING - 1 warning findings not acknowledged | critical=0 warning=1 notify_failing=0")
 
 	out = h.starter("ack", latencyFP, "--by", "alice", "--note", "moving the volume")
 	require.Contains(t, out, "ack: "+latencyFP+": phase acknowledged: acknowledged by alice")
@@ -242,4 +242,39 @@ func TestWorkerCrashAfterSendDoesNotResend(t *testing.T) {
 		}
 	}
 	require.Equal(t, 1, count, "the notification must not be sent twice")
+}
+
+// TestRelayDownIsNotSilent: with the relay refusing every message, the
+// remediation stays "notifying", `starter remediations` shows the pending
+// SendEmail's attempt and error, and `starter check` goes CRITICAL naming
+// the error once notify_failing_after has passed (issue 9).
+func TestRelayDownIsNotSilent(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	writeFleet(t, h)
+	h.inProcess(nil)
+	h.smtp.FailNext(1000, smtptest.Temp4xx)
+	out := h.starter("ingest", faultyBatch(t, h))
+	require.Contains(t, out, "findings=1 new=1")
+
+	var list string
+	require.Eventually(t, func() bool {
+		list = h.starter("remediations")
+		return strings.Contains(list, "SendEmail (attempt ")
+	}, 60*time.Second, time.Second, "the pending email's attempt shows: %s", list)
+	require.Contains(t, list, latencyFP)
+	require.Contains(t, list, "notifying")
+	require.Contains(t, list, "451")
+
+	var code int
+	require.Eventually(t, func() bool {
+		out, code = h.run("starter", "check", "--set", "remediation.notify_failing_after=1s")
+		return code == 2
+	}, 30*time.Second, time.Second, "check goes CRITICAL once no owner was told for 1s: %s", out)
+	require.Contains(t, out, "SANWATCH CRITICAL - 1 remediations have told no owner for more than 1s; "+latencyFP+": SendEmail attempt ")
+	require.Contains(t, out, "451")
+	require.Contains(t, out, "notify_failing=1")
+	// Within the allowed time it is the findings that speak.
+	out, code = h.run("starter", "check", "--set", "remediation.notify_failing_after=1h")
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, "notify_failing=0")
 }

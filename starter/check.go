@@ -54,15 +54,18 @@ func (c *cli) check(ctx context.Context, temporal bool) (int, string) {
 		return checkUnknown, "SANWATCH UNKNOWN - store: " + err.Error()
 	}
 	defer st.Close()
+	notifyFailing, notifyMsg := 0, ""
 	if temporal {
 		tc, err := c.dial(ctx)
 		if err != nil {
 			return checkUnknown, "SANWATCH UNKNOWN - " + err.Error()
 		}
-		_, err = tc.CheckHealth(ctx, nil)
-		tc.Close()
-		if err != nil {
+		defer tc.Close()
+		if _, err = tc.CheckHealth(ctx, nil); err != nil {
 			return checkUnknown, "SANWATCH UNKNOWN - temporal health: " + err.Error()
+		}
+		if notifyFailing, notifyMsg, err = c.notifyFailing(ctx, tc); err != nil {
+			return checkUnknown, "SANWATCH UNKNOWN - remediations: " + err.Error()
 		}
 	}
 	counts := map[finding.Severity]int{}
@@ -75,8 +78,10 @@ func (c *cli) check(ctx context.Context, temporal bool) (int, string) {
 			counts[f.Severity]++
 		}
 	}
-	perf := fmt.Sprintf("critical=%d warning=%d", counts[finding.Critical], counts[finding.Warning])
+	perf := fmt.Sprintf("critical=%d warning=%d notify_failing=%d", counts[finding.Critical], counts[finding.Warning], notifyFailing)
 	switch {
+	case notifyFailing > 0:
+		return checkCritical, fmt.Sprintf("SANWATCH CRITICAL - %s | %s", notifyMsg, perf)
 	case counts[finding.Critical] > 0:
 		return checkCritical, fmt.Sprintf("SANWATCH CRITICAL - %d critical, %d warning findings not acknowledged | %s", counts[finding.Critical], counts[finding.Warning], perf)
 	case counts[finding.Warning] > 0:

@@ -146,9 +146,6 @@ func (f remediationFilter) query() (string, error) {
 	default:
 		return "", fmt.Errorf("--acked %q: want true or false", f.acked)
 	}
-	if f.olderThan > 0 {
-		q = append(q, fmt.Sprintf("StartTime < '%s'", f.now().Add(-f.olderThan).UTC().Format(time.RFC3339)))
-	}
 	return strings.Join(q, " AND "), nil
 }
 
@@ -173,6 +170,9 @@ func listRemediations(ctx context.Context, tc client.Client, f remediationFilter
 				Fingerprint: strings.TrimPrefix(id, activities.RemediateIDPrefix), WorkflowID: id,
 				Status:    strings.ToLower(strings.TrimPrefix(e.GetStatus().String(), "WORKFLOW_EXECUTION_STATUS_")),
 				StartedAt: e.GetStartTime().AsTime().UTC().Format(time.RFC3339),
+			}
+			if f.olderThan > 0 && e.GetStartTime().AsTime().After(f.now().Add(-f.olderThan)) {
+				continue // filtered here: visibility stores differ in how they compare times
 			}
 			fields := e.GetSearchAttributes().GetIndexedFields()
 			row.Phase = keyword(fields, search.Phase.GetName())
