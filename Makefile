@@ -6,7 +6,7 @@ TEMPORAL_CLI_VERSION := v1.5.1
 MAILPIT_VERSION      := v1.27.11
 TEST_TIMEOUT ?= 60m
 
-.PHONY: all build tools test vet demo bench clean
+.PHONY: all build tools test vet demo bench clean record-histories
 
 all: build
 
@@ -36,6 +36,10 @@ test: $(BIN)/temporal vet
 
 demo: build tools
 	./scripts/demo.sh
+
+# Record fresh workflow histories from real runs into the replay corpus.
+record-histories: $(BIN)/temporal
+	SANWATCH_TEMPORAL_CLI=$(BIN)/temporal GO=$(GO) ./scripts/record-histories.sh $(RECORD_RUN)
 
 bench: build
 	$(GO) run ./bench $(BENCH_ARGS)

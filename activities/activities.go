@@ -46,6 +46,10 @@ type Settings struct {
 	SMTPTimeout   time.Duration `json:"smtp_timeout"`
 	// ShardDeadline is the ScheduleToClose of AnalyzeShard (0: one hour).
 	ShardDeadline time.Duration `json:"shard_deadline,omitempty"`
+	// RemediateHistoryLimit is the history length at which Remediate
+	// continues as new (0: 2000). Recorded in history like every setting, so
+	// changing it never breaks a running workflow.
+	RemediateHistoryLimit int `json:"remediate_history_limit,omitempty"`
 	// SearchAttributes is true when sanwatch's search attributes are
 	// registered and workflows may set them.
 	SearchAttributes bool `json:"search_attributes,omitempty"`

@@ -16,11 +16,17 @@ import (
 // replay test in workflows/. Normal runs record nothing.
 func recordHistory(t *testing.T, h *harness, workflowID, name string) {
 	t.Helper()
+	recordRun(t, h, workflowID, "", name)
+}
+
+// recordRun records one run of a workflow (runID "" is the latest run).
+func recordRun(t *testing.T, h *harness, workflowID, runID, name string) {
+	t.Helper()
 	dir := os.Getenv("SANWATCH_RECORD_HISTORIES")
 	if dir == "" {
 		return
 	}
-	it := h.c.GetWorkflowHistory(context.Background(), workflowID, "", false, 0)
+	it := h.c.GetWorkflowHistory(context.Background(), workflowID, runID, false, 0)
 	var hist historypb.History
 	for it.HasNext() {
 		ev, err := it.Next()

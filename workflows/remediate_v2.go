@@ -56,7 +56,11 @@ func (r *remediation) runV2(in RemediateInput) (RemediationState, error) {
 			return r.st, nil
 		}
 		info := workflow.GetInfo(ctx)
-		if info.GetCurrentHistoryLength() > historyLimit || info.GetContinueAsNewSuggested() {
+		limit := historyLimit
+		if r.s.RemediateHistoryLimit > 0 {
+			limit = r.s.RemediateHistoryLimit
+		}
+		if info.GetCurrentHistoryLength() > limit || info.GetContinueAsNewSuggested() {
 			if !r.quiesce() {
 				continue
 			}
