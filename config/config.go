@@ -124,6 +124,10 @@ type Worker struct {
 	EmailConcurrency    int           `yaml:"email_concurrency"`    // concurrent email activities
 	WorkflowConcurrency int           `yaml:"workflow_concurrency"` // concurrent workflow tasks; 0: SDK default
 	ShutdownTimeout     time.Duration `yaml:"shutdown_timeout"`     // how long running activities get on stop
+	// DeploymentName and BuildID opt the worker into Worker Versioning
+	// (both set) as that version of the deployment; empty: unversioned.
+	DeploymentName string `yaml:"deployment_name"`
+	BuildID        string `yaml:"build_id"`
 }
 
 // Worker queue roles, the allowed values of worker.queues.

@@ -74,6 +74,8 @@ func (d *decoder) decode(raw map[string]any, setOverrides map[string]map[string]
 			EmailConcurrency:    d.integer("worker.email_concurrency"),
 			WorkflowConcurrency: d.integer("worker.workflow_concurrency"),
 			ShutdownTimeout:     d.duration("worker.shutdown_timeout"),
+			DeploymentName:      d.str("worker.deployment_name"),
+			BuildID:             d.str("worker.build_id"),
 		},
 		SMTP: SMTP{
 			Host:               d.str("smtp.host"),

@@ -54,6 +54,8 @@ var keys = []key{
 	{"worker.email_concurrency", 4},
 	{"worker.workflow_concurrency", 0},
 	{"worker.shutdown_timeout", 30 * time.Second},
+	{"worker.deployment_name", ""},
+	{"worker.build_id", ""},
 	{"smtp.host", "127.0.0.1"},
 	{"smtp.port", 1025},
 	{"smtp.tls", SMTPTLSNone},

@@ -132,6 +132,9 @@ func validate(c *Config) error {
 	add(intRange("worker.email_concurrency", c.Worker.EmailConcurrency, 1, -1))
 	add(intRange("worker.workflow_concurrency", c.Worker.WorkflowConcurrency, 0, -1))
 	add(notNegative("worker.shutdown_timeout", c.Worker.ShutdownTimeout))
+	if (c.Worker.DeploymentName == "") != (c.Worker.BuildID == "") {
+		add(invalid("worker.build_id", c.Worker.BuildID, "must be set together with worker.deployment_name (Worker Versioning), or both empty"))
+	}
 
 	// smtp
 	add(nonEmpty("smtp.host", c.SMTP.Host))

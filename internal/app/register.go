@@ -56,6 +56,17 @@ func NewWorkers(c client.Client, cfg *config.Config, acts *activities.Activities
 		if opts.WorkerStopTimeout <= 0 {
 			opts.WorkerStopTimeout = 30 * time.Second
 		}
+		if cfg.Worker.DeploymentName != "" {
+			// Worker Versioning: this worker serves one version of the
+			// deployment. Workflows move to the current version at their next
+			// task (auto-upgrade), so changes still go behind GetVersion; the
+			// gain is a controlled rollout and ramp (temporal worker deployment).
+			opts.DeploymentOptions = worker.DeploymentOptions{
+				UseVersioning:             true,
+				Version:                   worker.WorkerDeploymentVersion{DeploymentName: cfg.Worker.DeploymentName, BuildID: cfg.Worker.BuildID},
+				DefaultVersioningBehavior: workflow.VersioningBehaviorAutoUpgrade,
+			}
+		}
 		w := worker.New(c, queue, opts)
 		Register(w, acts)
 		ws = append(ws, w)
