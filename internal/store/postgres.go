@@ -105,6 +105,15 @@ var postgresMigrations = []string{
 	ALTER TABLE scan_reports ADD COLUMN dispatch_errors TEXT NOT NULL DEFAULT '[]';`,
 	// 4: the fleet's clock (the newest stored sample) is read by every analysis.
 	`CREATE INDEX batches_status_last_sample ON batches (status, last_sample);`,
+	// 5: the boxes of each batch, one row each, paged by id (a batch may
+	// touch hundreds of thousands of boxes: too many for one JSON value or
+	// one workflow payload).
+	`CREATE TABLE batch_boxes (
+		batch   TEXT    NOT NULL,
+		box     TEXT    NOT NULL,
+		unknown BOOLEAN NOT NULL DEFAULT false, -- not in the inventory
+		PRIMARY KEY (batch, box)
+	);`,
 }
 
 // migrationLockKey is the PostgreSQL advisory lock held while migrating

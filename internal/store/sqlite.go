@@ -109,6 +109,15 @@ var sqliteMigrations = []string{
 	ALTER TABLE scan_reports ADD COLUMN dispatch_errors TEXT NOT NULL DEFAULT '[]';`,
 	// 4: the fleet's clock (the newest stored sample) is read by every analysis.
 	`CREATE INDEX batches_status_last_sample ON batches (status, last_sample);`,
+	// 5: the boxes of each batch, one row each, paged by id (a batch may
+	// touch hundreds of thousands of boxes: too many for one JSON value or
+	// one workflow payload).
+	`CREATE TABLE batch_boxes (
+		batch   TEXT    NOT NULL,
+		box     TEXT    NOT NULL,
+		unknown INTEGER NOT NULL DEFAULT 0, -- 1: not in the inventory
+		PRIMARY KEY (batch, box)
+	) WITHOUT ROWID;`,
 }
 
 // SQLite is the embedded Store: one database file in WAL mode. Writes go
