@@ -86,6 +86,10 @@ type ScanReport struct {
 	Remediations   int      `json:"remediations"`
 	DispatchErrors []string `json:"dispatch_errors,omitempty"`
 	Runs           int      `json:"runs"` // workflow runs (continue-as-new count + 1)
+	// MoreFailedShards and MoreDispatchErrors count the failed shards and
+	// dispatch errors beyond those listed: a scan lists a bounded number.
+	MoreFailedShards   int `json:"more_failed_shards,omitempty"`
+	MoreDispatchErrors int `json:"more_dispatch_errors,omitempty"`
 }
 
 // EmailRecord is one sent remediation email.

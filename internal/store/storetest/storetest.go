@@ -742,7 +742,8 @@ func testScanReports(t *testing.T, s store.Store) {
 		{ID: "scan-b", Selector: "site=par1", StartedAt: t0.Add(time.Hour), FinishedAt: t0.Add(2 * time.Hour),
 			Boxes: 100, Analysed: 99, Findings: 3, BySeverity: map[string]int{"critical": 1, "warning": 2},
 			FailedShards: []string{"b050..b059: timeout"}, Runs: 2,
-			Remediations: 3, DispatchErrors: []string{"signal-with-start remediate-x: unavailable"}},
+			Remediations: 3, DispatchErrors: []string{"signal-with-start remediate-x: unavailable"},
+			MoreFailedShards: 41, MoreDispatchErrors: 7},
 		{ID: "scan-a", Selector: "all", StartedAt: t0, FinishedAt: t0.Add(time.Minute), Boxes: 5, Analysed: 5, Runs: 1},
 		{ID: "scan-c", Selector: "tag=prod", StartedAt: t0.Add(3 * time.Hour), Runs: 1},
 	}
