@@ -41,12 +41,12 @@ const MaxListed = 20
 
 // BatchSummary is what StoreBatch reports: small, safe to keep in history.
 type BatchSummary struct {
-	BatchID      string   `json:"batch_id"`
-	Path         string   `json:"path"`
-	Format       string   `json:"format"`
-	Status       string   `json:"status"`
-	Accepted     int64    `json:"accepted"`
-	Rejected     int64    `json:"rejected"`
+	BatchID  string `json:"batch_id"`
+	Path     string `json:"path"`
+	Format   string `json:"format"`
+	Status   string `json:"status"`
+	Accepted int64  `json:"accepted"`
+	Rejected int64  `json:"rejected"`
 	// Boxes lists the boxes the batch touched, UnknownBoxes those of them
 	// not in the inventory. With BoxesInStore, Boxes is empty and
 	// UnknownBoxes holds the first MaxListed unknown boxes by id: BoxCount
