@@ -198,7 +198,7 @@ func TestScanWithoutAnalysisWorkerEndsWithFailedShards(t *testing.T) {
 	require.Zero(t, rep.Analysed)
 	require.Len(t, rep.FailedShards, 3)
 	require.Contains(t, rep.FailedShards[0], "box-0000000..box-0000001 (2 boxes)")
-	require.Contains(t, rep.FailedShards[0], "activity ScheduleToClose timeout")
+	require.Regexp(t, `activity ScheduleTo(Start|Close) timeout`, rep.FailedShards[0])
 	saved, err := acts.Store.ScanReport(ctx, "scan-no-analysis")
 	require.NoError(t, err)
 	require.Equal(t, rep.FailedShards, saved.FailedShards)
