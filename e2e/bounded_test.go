@@ -353,3 +353,67 @@ func mustSize(t *testing.T, v any) int {
 	require.NoError(t, err)
 	return proto.Size(p)
 }
+
+// TestBoundedBranchesEndToEnd runs the bounded-payloads branches on a real
+// server that suggests continuing as new early: an ingest whose analysis
+// continues as new, a scan that does, and a quarantined batch. Their
+// histories are the replay corpus of these branches.
+func TestBoundedBranchesEndToEnd(t *testing.T) {
+	h := newHarness(t, harnessOptions{suggestContinueAsNewAt: 60, extraYAML: "analysis:\n  shard_size: 1\n  max_in_flight: 2\n"})
+	acts := h.inProcess(nil)
+	batch := filepath.Join(h.dir, "small.csv")
+	writeOneSampleBatch(t, batch, 0, 30, time.Now().Add(-time.Hour))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	ing, err := h.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "ingest-small", TaskQueue: workflows.TaskQueue},
+		workflows.IngestTelemetry, workflows.IngestInput{Path: batch})
+	require.NoError(t, err)
+	var ir workflows.IngestResult
+	require.NoError(t, ing.Get(ctx, &ir))
+	require.Equal(t, 30, ir.Batch.BoxCount)
+	require.Empty(t, ir.Batch.Boxes)
+	require.Equal(t, 30, ir.Batch.UnknownBoxCount)
+	require.Len(t, ir.Batch.UnknownBoxes, activities.MaxListed)
+	require.Equal(t, 30, ir.Analysis.Analysed)
+	recordHistory(t, h, "ingest-small", "IngestTelemetry-bounded")
+
+	child := workflows.AnalyzeWorkflowID("ingest-small")
+	desc, err := h.c.DescribeWorkflowExecution(ctx, child, "")
+	require.NoError(t, err)
+	first := desc.GetWorkflowExecutionInfo().GetFirstRunId()
+	chain := runChain(t, h.c, child, first)
+	require.GreaterOrEqual(t, len(chain), 2, "the analysis continued as new")
+	recordRun(t, h, child, chain[0], "AnalyzeBoxes-continue-as-new")
+	recordRun(t, h, child, chain[len(chain)-1], "AnalyzeBoxes-bounded")
+
+	scan, err := h.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "scan-small", TaskQueue: workflows.TaskQueue},
+		workflows.FleetScan, workflows.FleetScanInput{PageSize: 10})
+	require.NoError(t, err)
+	var rep store.ScanReport
+	require.NoError(t, scan.Get(ctx, &rep))
+	require.Equal(t, 30, rep.Analysed)
+	require.GreaterOrEqual(t, rep.Runs, 2)
+	chain = runChain(t, h.c, "scan-small", scan.GetRunID())
+	require.Len(t, chain, rep.Runs)
+	recordRun(t, h, "scan-small", chain[0], "FleetScan-continue-as-new")
+	recordRun(t, h, "scan-small", chain[len(chain)-1], "FleetScan-bounded")
+
+	bad := filepath.Join(h.dir, "bad.csv")
+	body := "time,box,component,metric,value\n2026-11-01T00:00:00Z,box-0000001,pool/p0,pool.used_bytes,1\n"
+	for range 50 {
+		body += "2026-11-01T00:00:00Z,box-0000001,pool/p0,pool.used_bytes,oops\n"
+	}
+	require.NoError(t, os.WriteFile(bad, []byte(body), 0o644))
+	q, err := h.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "ingest-bad", TaskQueue: workflows.TaskQueue},
+		workflows.IngestTelemetry, workflows.IngestInput{Path: bad})
+	require.NoError(t, err)
+	err = q.Get(ctx, nil)
+	var appErr *temporal.ApplicationError
+	require.ErrorAs(t, err, &appErr)
+	require.Equal(t, activities.ErrTypeQuarantined, appErr.Type())
+	b, err := acts.Store.Batch(ctx, mustHash(t, bad))
+	require.NoError(t, err)
+	require.Equal(t, store.BatchQuarantined, b.Status)
+	recordHistory(t, h, "ingest-bad", "IngestTelemetry-quarantine")
+}
