@@ -209,6 +209,13 @@ func (a *Activities) StoreBatch(ctx context.Context, in StoreBatchInput) (BatchS
 			return BatchSummary{}, fmt.Errorf("record boxes: %w", err)
 		}
 		b.Boxes, b.UnknownBoxes = res2.Boxes, a.unknownBoxes(res2.Boxes)
+	} else {
+		// The record keeps the first unknown boxes, as the summary does;
+		// batch_boxes has them all.
+		var err error
+		if b.UnknownBoxes, err = a.Store.BatchBoxes(ctx, store.BatchBoxQuery{Batch: id, UnknownOnly: true, Limit: MaxListed}); err != nil {
+			return BatchSummary{}, fmt.Errorf("list unknown boxes of batch: %w", err)
+		}
 	}
 	if err := a.Store.PutBatch(ctx, b); err != nil {
 		return BatchSummary{}, fmt.Errorf("record batch: %w", err)
