@@ -8,6 +8,7 @@ import (
 	"context"
 	"time"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 
 	"github.com/sanwatch/sanwatch/internal/analysis"
@@ -62,6 +63,7 @@ type IngestOptions struct {
 	MaxFutureSkew  time.Duration // samples later than now+skew are rejected
 	ChunkRows      int           // samples per store transaction
 	MaxErrors      int           // rejected lines reported per batch
+	HeartbeatEvery time.Duration // least time between two heartbeats of StoreBatch (0: 2s)
 }
 
 // Activities holds the dependencies of every activity. The worker registers one
@@ -81,6 +83,31 @@ type Activities struct {
 	Remediation RemediationOptions
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+}
+
+// heartbeater records an activity's heartbeats, at most one per interval:
+// callers report progress as often as they like.
+type heartbeater struct {
+	ctx   context.Context
+	every time.Duration
+	last  time.Time
+}
+
+// newHeartbeater heartbeats ctx's activity at most every every (0: 2s).
+func newHeartbeater(ctx context.Context, every time.Duration) *heartbeater {
+	if every <= 0 {
+		every = 2 * time.Second
+	}
+	return &heartbeater{ctx: ctx, every: every}
+}
+
+// beat records a heartbeat with what and n as details, unless one was
+// recorded less than the interval ago.
+func (h *heartbeater) beat(what string, n int) {
+	if now := time.Now(); now.Sub(h.last) >= h.every {
+		h.last = now
+		activity.RecordHeartbeat(h.ctx, what, n)
+	}
 }
 
 func (a *Activities) now() time.Time {

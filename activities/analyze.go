@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -27,6 +28,15 @@ type AnalyzeShardInput struct {
 	// that box has just been heard from (and batches of a backlog arrive
 	// out of order).
 	JudgeSilence bool `json:"judge_silence,omitempty"`
+	// CountsOnly returns counts of findings instead of a reference per
+	// finding (the findings are in the store), so that a result stays small
+	// however many findings a shard has. Workflows set it from their
+	// bounded-payloads version on.
+	CountsOnly bool `json:"counts_only,omitempty"`
+	// Dispatch hands each finding to remediation as soon as its box is
+	// analysed (what DispatchFindings does), so that findings need not
+	// travel through the workflow.
+	Dispatch bool `json:"dispatch,omitempty"`
 }
 
 // FindingRef is the small summary of one finding that travels back to the workflow.
@@ -37,11 +47,47 @@ type FindingRef struct {
 	DetectedAt  time.Time        `json:"detected_at"`
 }
 
-// ShardResult is what AnalyzeShard reports.
+// ShardResult is what AnalyzeShard reports: with CountsOnly the counts
+// below and no Findings.
 type ShardResult struct {
 	Analysed int          `json:"analysed"`
 	NoData   int          `json:"no_data,omitempty"`
 	Findings []FindingRef `json:"findings,omitempty"`
+
+	// FindingCount counts the findings, NewFindings those not seen before,
+	// BySeverity both by severity (CountsOnly).
+	FindingCount int            `json:"finding_count,omitempty"`
+	NewFindings  int            `json:"new_findings,omitempty"`
+	BySeverity   map[string]int `json:"by_severity,omitempty"`
+	// Remediations counts findings handed to their Remediate workflows,
+	// DispatchErrors the hand-offs that failed, FirstDispatchError says
+	// why the first one failed (Dispatch).
+	Remediations       int    `json:"remediations,omitempty"`
+	DispatchErrors     int    `json:"dispatch_errors,omitempty"`
+	FirstDispatchError string `json:"first_dispatch_error,omitempty"`
+}
+
+// count folds one box's findings and their hand-off into the counts.
+func (r *ShardResult) count(refs []FindingRef, d DispatchResult, derr error) {
+	for _, f := range refs {
+		r.FindingCount++
+		if f.New {
+			r.NewFindings++
+		}
+		if r.BySeverity == nil {
+			r.BySeverity = map[string]int{}
+		}
+		r.BySeverity[string(f.Severity)]++
+	}
+	r.Remediations += d.Signalled
+	if derr != nil {
+		// The hand-off stops at the first failure: the findings neither
+		// signalled nor skipped failed.
+		r.DispatchErrors += len(refs) - d.Signalled - d.Skipped
+		if r.FirstDispatchError == "" {
+			r.FirstDispatchError = derr.Error()
+		}
+	}
 }
 
 // AnalyzeShard runs every analyzer over each box of the shard and stores the
@@ -67,6 +113,10 @@ func (a *Activities) AnalyzeShard(ctx context.Context, in AnalyzeShardInput) (Sh
 			start, res = prev.Next, prev.Result
 		}
 	}
+	// An external analyzer may run for longer than the heartbeat timeout
+	// on one box: a ticker heartbeats the progress so far while it does.
+	alive := keepAlive(ctx, shardProgress{Next: start, Result: res})
+	defer alive.stop()
 	for i := start; i < len(in.Boxes); i++ {
 		if err := ctx.Err(); err != nil {
 			return res, err
@@ -79,12 +129,77 @@ func (a *Activities) AnalyzeShard(ctx context.Context, in AnalyzeShardInput) (Sh
 		if !hadData {
 			res.NoData++
 		}
-		res.Findings = append(res.Findings, refs...)
-		activity.RecordHeartbeat(ctx, shardProgress{Next: i + 1, Result: res})
+		if in.CountsOnly || in.Dispatch {
+			var d DispatchResult
+			var derr error
+			if in.Dispatch && len(refs) > 0 {
+				d, derr = a.DispatchFindings(ctx, DispatchInput{Findings: refs})
+			}
+			res.count(refs, d, derr)
+		}
+		if !in.CountsOnly {
+			res.Findings = append(res.Findings, refs...)
+		}
+		p := shardProgress{Next: i + 1, Result: res}
+		alive.set(p)
+		activity.RecordHeartbeat(ctx, p)
 	}
 	activity.GetLogger(ctx).Info("shard analysed", "first", in.Boxes[0], "boxes", len(in.Boxes),
-		"resumed_at", start, "findings", len(res.Findings))
+		"resumed_at", start, "findings", max(len(res.Findings), res.FindingCount), "remediations", res.Remediations)
 	return res, nil
+}
+
+// liveness heartbeats the latest progress of an activity on a ticker.
+type liveness struct {
+	mu   sync.Mutex
+	last any
+	done chan struct{}
+}
+
+// keepAlive heartbeats details every half heartbeat timeout (at most every
+// 10 s) until stop, with the details of the latest set. It does nothing for
+// an activity without a heartbeat timeout.
+func keepAlive(ctx context.Context, details any) *liveness {
+	l := &liveness{last: details, done: make(chan struct{})}
+	every := min(activity.GetInfo(ctx).HeartbeatTimeout/2, 10*time.Second)
+	if every <= 0 {
+		close(l.done)
+		return l
+	}
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-l.done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				l.mu.Lock()
+				d := l.last
+				l.mu.Unlock()
+				activity.RecordHeartbeat(ctx, d)
+			}
+		}
+	}()
+	return l
+}
+
+// set replaces the details the ticker heartbeats.
+func (l *liveness) set(details any) {
+	l.mu.Lock()
+	l.last = details
+	l.mu.Unlock()
+}
+
+// stop ends the ticker; calling it again does nothing.
+func (l *liveness) stop() {
+	select {
+	case <-l.done:
+	default:
+		close(l.done)
+	}
 }
 
 type shardProgress struct {

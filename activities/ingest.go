@@ -26,19 +26,36 @@ type StoreBatchInput struct {
 	Path string `json:"path"`
 	// BatchID is the expected content hash; empty means "whatever the file holds".
 	BatchID string `json:"batch_id,omitempty"`
+	// BoxesInStore asks for a summary that counts the batch's boxes instead
+	// of listing them: the boxes are recorded in the store, one row each,
+	// and paged from there by batch id (ListBoxes with Batch). A batch can
+	// touch hundreds of thousands of boxes, more than a payload should hold.
+	// IngestTelemetry sets it from its bounded-payloads version on.
+	BoxesInStore bool `json:"boxes_in_store,omitempty"`
 }
+
+// MaxListed is how many entries a bounded list of a workflow or activity
+// result keeps (failed shards, dispatch errors, unknown boxes); the rest are
+// only counted.
+const MaxListed = 20
 
 // BatchSummary is what StoreBatch reports: small, safe to keep in history.
 type BatchSummary struct {
-	BatchID      string   `json:"batch_id"`
-	Path         string   `json:"path"`
-	Format       string   `json:"format"`
-	Status       string   `json:"status"`
-	Accepted     int64    `json:"accepted"`
-	Rejected     int64    `json:"rejected"`
-	Boxes        []string `json:"boxes"`
-	UnknownBoxes []string `json:"unknown_boxes,omitempty"`
-	Errors       []string `json:"errors,omitempty"`
+	BatchID  string `json:"batch_id"`
+	Path     string `json:"path"`
+	Format   string `json:"format"`
+	Status   string `json:"status"`
+	Accepted int64  `json:"accepted"`
+	Rejected int64  `json:"rejected"`
+	// Boxes lists the boxes the batch touched, UnknownBoxes those of them
+	// not in the inventory. With BoxesInStore, Boxes is empty and
+	// UnknownBoxes holds the first MaxListed unknown boxes by id: BoxCount
+	// and UnknownBoxCount count them all.
+	Boxes           []string `json:"boxes"`
+	UnknownBoxes    []string `json:"unknown_boxes,omitempty"`
+	BoxCount        int      `json:"box_count,omitempty"`
+	UnknownBoxCount int      `json:"unknown_box_count,omitempty"`
+	Errors          []string `json:"errors,omitempty"`
 	// AlreadyStored is true when the same content was stored before.
 	AlreadyStored bool `json:"already_stored,omitempty"`
 }
@@ -99,17 +116,21 @@ func (a *Activities) StoreBatch(ctx context.Context, in StoreBatchInput) (BatchS
 		}
 		return BatchSummary{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypePathNotAllowed, nil)
 	}
+	hb := newHeartbeater(ctx, a.Ingest.HeartbeatEvery)
 	opts := telemetry.Options{
 		Name:          filepath.Base(path),
 		Now:           a.now(),
 		MaxFutureSkew: a.Ingest.MaxFutureSkew,
 		MaxErrors:     a.Ingest.MaxErrors,
 		ChunkSize:     a.Ingest.ChunkRows,
+		// Heartbeat on progress through lines, good or bad: a mostly bad
+		// batch emits few chunks, yet takes as long to read.
+		Progress: func(lines int) { hb.beat("lines read", lines) },
 	}
 
 	// Pass 1: validate and hash (heartbeating: a large batch takes a while).
 	res, id, err := parseFile(path, opts, func([]telemetry.Sample) error {
-		activity.RecordHeartbeat(ctx, "validating")
+		hb.beat("validating", 0)
 		return nil
 	})
 	if err != nil {
@@ -124,7 +145,15 @@ func (a *Activities) StoreBatch(ctx context.Context, in StoreBatchInput) (BatchS
 		return BatchSummary{}, temporal.NewNonRetryableApplicationError(msg, ErrTypeBatchChanged, nil)
 	}
 	if prev, err := a.Store.Batch(ctx, id); err == nil && prev.Status == store.BatchStored {
-		s := summaryOf(prev)
+		var s BatchSummary
+		if in.BoxesInStore {
+			s, err = a.countedSummary(ctx, prev)
+		} else {
+			s, err = a.listedSummary(ctx, prev)
+		}
+		if err != nil {
+			return BatchSummary{}, err
+		}
 		s.AlreadyStored = true
 		return s, nil
 	}
@@ -143,15 +172,23 @@ func (a *Activities) StoreBatch(ctx context.Context, in StoreBatchInput) (BatchS
 		return BatchSummary{}, temporal.NewNonRetryableApplicationError(msg, ErrTypeQuarantined, nil)
 	}
 
-	// Pass 2: store in chunks, heartbeating progress.
+	// Pass 2: store in chunks, heartbeating progress. With BoxesInStore
+	// each chunk's boxes are recorded as the batch's as they come, so that
+	// no list of every box is held (the parser keeps at most
+	// telemetry.DefaultMaxBoxes of them).
 	var stored int64
 	res2, id2, err := parseFile(path, opts, func(chunk []telemetry.Sample) error {
 		n, err := a.Store.AppendSamples(ctx, chunk)
 		if err != nil {
 			return fmt.Errorf("append samples: %w", err)
 		}
+		if in.BoxesInStore {
+			if err := a.recordChunkBoxes(ctx, id, chunk); err != nil {
+				return err
+			}
+		}
 		stored += n
-		activity.RecordHeartbeat(ctx, stored)
+		hb.beat("stored", int(stored))
 		return nil
 	})
 	if err != nil {
@@ -161,14 +198,24 @@ func (a *Activities) StoreBatch(ctx context.Context, in StoreBatchInput) (BatchS
 		msg := fmt.Sprintf("store batch %s: file changed while it was being stored", path)
 		return BatchSummary{}, temporal.NewNonRetryableApplicationError(msg, ErrTypeBatchChanged, nil)
 	}
-	if err := a.Store.TouchBoxes(ctx, res2.Boxes); err != nil {
-		return BatchSummary{}, fmt.Errorf("record boxes: %w", err)
-	}
 	b := store.Batch{
 		ID: id, Path: path, Format: res2.Format.String(), Status: store.BatchStored,
-		Accepted: res2.Accepted, Rejected: res2.Rejected, Boxes: res2.Boxes,
-		UnknownBoxes: a.unknownBoxes(res2.Boxes), FirstSample: res2.First, LastSample: res2.Last,
+		Accepted: res2.Accepted, Rejected: res2.Rejected,
+		FirstSample: res2.First, LastSample: res2.Last,
 		Errors: errorStrings(res2), StoredAt: a.now().UTC(),
+	}
+	if !in.BoxesInStore {
+		if err := a.Store.TouchBoxes(ctx, res2.Boxes); err != nil {
+			return BatchSummary{}, fmt.Errorf("record boxes: %w", err)
+		}
+		b.Boxes, b.UnknownBoxes = res2.Boxes, a.unknownBoxes(res2.Boxes)
+	} else {
+		// The record keeps the first unknown boxes, as the summary does;
+		// batch_boxes has them all.
+		var err error
+		if b.UnknownBoxes, err = a.Store.BatchBoxes(ctx, store.BatchBoxQuery{Batch: id, UnknownOnly: true, Limit: MaxListed}); err != nil {
+			return BatchSummary{}, fmt.Errorf("list unknown boxes of batch: %w", err)
+		}
 	}
 	if err := a.Store.PutBatch(ctx, b); err != nil {
 		return BatchSummary{}, fmt.Errorf("record batch: %w", err)
@@ -177,9 +224,105 @@ func (a *Activities) StoreBatch(ctx context.Context, in StoreBatchInput) (BatchS
 		a.Metrics.SamplesIngested.Add(float64(res2.Accepted))
 		a.Metrics.LinesRejected.Add(float64(res2.Rejected))
 	}
+	sum := summaryOf(b)
+	if in.BoxesInStore {
+		if sum, err = a.countedSummary(ctx, b); err != nil {
+			return BatchSummary{}, err
+		}
+	}
 	activity.GetLogger(ctx).Info("batch stored", "batch", id[:16], "path", path,
-		"accepted", res2.Accepted, "rejected", res2.Rejected, "boxes", len(res2.Boxes))
+		"accepted", res2.Accepted, "rejected", res2.Rejected, "boxes", max(len(sum.Boxes), sum.BoxCount))
+	return sum, nil
+}
+
+// recordChunkBoxes records the boxes of one stored chunk as the batch's
+// (flagging those not in the inventory) and as heard from.
+func (a *Activities) recordChunkBoxes(ctx context.Context, batch string, chunk []telemetry.Sample) error {
+	seen := make(map[string]struct{})
+	var ids []string
+	for _, smp := range chunk {
+		if _, ok := seen[smp.Box]; !ok {
+			seen[smp.Box] = struct{}{}
+			ids = append(ids, smp.Box)
+		}
+	}
+	if err := a.Store.TouchBoxes(ctx, ids); err != nil {
+		return fmt.Errorf("record boxes: %w", err)
+	}
+	boxes := make([]store.BatchBox, len(ids))
+	for i, id := range ids {
+		boxes[i] = store.BatchBox{ID: id, Unknown: !a.inInventory(id)}
+	}
+	if err := a.Store.AddBatchBoxes(ctx, batch, boxes); err != nil {
+		return fmt.Errorf("record boxes of batch: %w", err)
+	}
+	return nil
+}
+
+// countedSummary is the summary of a stored batch whose boxes are counted
+// in the store. A batch stored before boxes were kept one row each has them
+// copied there first.
+func (a *Activities) countedSummary(ctx context.Context, b store.Batch) (BatchSummary, error) {
+	n, unknown, err := a.Store.CountBatchBoxes(ctx, b.ID)
+	if err != nil {
+		return BatchSummary{}, fmt.Errorf("count boxes of batch: %w", err)
+	}
+	if n == 0 && len(b.Boxes) > 0 {
+		isUnknown := make(map[string]bool, len(b.UnknownBoxes))
+		for _, id := range b.UnknownBoxes {
+			isUnknown[id] = true
+		}
+		rows := make([]store.BatchBox, len(b.Boxes))
+		for i, id := range b.Boxes {
+			rows[i] = store.BatchBox{ID: id, Unknown: isUnknown[id]}
+		}
+		if err := a.Store.AddBatchBoxes(ctx, b.ID, rows); err != nil {
+			return BatchSummary{}, fmt.Errorf("record boxes of batch: %w", err)
+		}
+		n, unknown = len(b.Boxes), len(b.UnknownBoxes)
+	}
+	s := summaryOf(b)
+	s.Boxes, s.UnknownBoxes, s.BoxCount, s.UnknownBoxCount = nil, nil, n, unknown
+	if unknown > 0 {
+		if s.UnknownBoxes, err = a.Store.BatchBoxes(ctx, store.BatchBoxQuery{Batch: b.ID, UnknownOnly: true, Limit: MaxListed}); err != nil {
+			return BatchSummary{}, fmt.Errorf("list unknown boxes of batch: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// listedSummary is the summary that lists every box, as callers before
+// BoxesInStore expect; a batch stored with BoxesInStore has its lists read
+// back from the store.
+func (a *Activities) listedSummary(ctx context.Context, b store.Batch) (BatchSummary, error) {
+	if len(b.Boxes) == 0 {
+		var err error
+		if b.Boxes, err = a.allBatchBoxes(ctx, b.ID, false); err != nil {
+			return BatchSummary{}, err
+		}
+		if b.UnknownBoxes, err = a.allBatchBoxes(ctx, b.ID, true); err != nil {
+			return BatchSummary{}, err
+		}
+	}
 	return summaryOf(b), nil
+}
+
+// allBatchBoxes reads every box (or every unknown box) of a batch, page by page.
+func (a *Activities) allBatchBoxes(ctx context.Context, batch string, unknownOnly bool) ([]string, error) {
+	const page = 10_000
+	var out []string
+	q := store.BatchBoxQuery{Batch: batch, UnknownOnly: unknownOnly, Limit: page}
+	for {
+		ids, err := a.Store.BatchBoxes(ctx, q)
+		if err != nil {
+			return nil, fmt.Errorf("list boxes of batch: %w", err)
+		}
+		out = append(out, ids...)
+		if len(ids) < page {
+			return out, nil
+		}
+		q.After = ids[len(ids)-1]
+	}
 }
 
 // corruptContent reports whether a read error comes from the batch's bytes
@@ -229,16 +372,21 @@ func (a *Activities) quarantine(ctx context.Context, path, id string, res teleme
 func (a *Activities) unknownBoxes(boxes []string) []string {
 	var out []string
 	for _, id := range boxes {
-		if a.Inventory == nil {
-			out = append(out, id)
-			continue
-		}
-		if _, ok := a.Inventory.Box(id); !ok {
+		if !a.inInventory(id) {
 			out = append(out, id)
 		}
 	}
 	sort.Strings(out)
 	return out
+}
+
+// inInventory reports whether box is in the inventory.
+func (a *Activities) inInventory(box string) bool {
+	if a.Inventory == nil {
+		return false
+	}
+	_, ok := a.Inventory.Box(box)
+	return ok
 }
 
 func summaryOf(b store.Batch) BatchSummary {

@@ -65,10 +65,21 @@ type ListBoxesInput struct {
 	Selector Selector `json:"selector"`
 	After    string   `json:"after,omitempty"`
 	Limit    int      `json:"limit"`
+	// Batch, when set, pages the boxes of that batch (by its id) instead
+	// of the boxes matching Selector.
+	Batch string `json:"batch,omitempty"`
 }
 
-// ListBoxes returns the ids of one page of boxes matching the selector.
+// ListBoxes returns the ids of one page of boxes matching the selector, or
+// of one page of a batch's boxes.
 func (a *Activities) ListBoxes(ctx context.Context, in ListBoxesInput) ([]string, error) {
+	if in.Batch != "" {
+		ids, err := a.Store.BatchBoxes(ctx, store.BatchBoxQuery{Batch: in.Batch, After: in.After, Limit: in.Limit})
+		if err != nil {
+			return nil, fmt.Errorf("list boxes of batch %s: %w", in.Batch, err)
+		}
+		return ids, nil
+	}
 	q := in.Selector.query()
 	q.After, q.Limit = in.After, in.Limit
 	boxes, err := a.Store.Boxes(ctx, q)

@@ -277,6 +277,17 @@ func (s *synthStore) Batch(_ context.Context, id string) (store.Batch, error) {
 	return b, nil
 }
 
+// AddBatchBoxes is a no-op: benches analyse the synthetic fleet, not batches.
+func (s *synthStore) AddBatchBoxes(context.Context, string, []store.BatchBox) error { return nil }
+
+// BatchBoxes returns no boxes: benches analyse the synthetic fleet, not batches.
+func (s *synthStore) BatchBoxes(context.Context, store.BatchBoxQuery) ([]string, error) {
+	return nil, nil
+}
+
+// CountBatchBoxes counts no boxes: benches analyse the synthetic fleet, not batches.
+func (s *synthStore) CountBatchBoxes(context.Context, string) (int, int, error) { return 0, 0, nil }
+
 // UpsertBoxes is a no-op: the synthetic fleet is fixed.
 func (s *synthStore) UpsertBoxes(context.Context, []fleet.Box) error { return nil }
 

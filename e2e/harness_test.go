@@ -19,6 +19,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/server/common/dynamicconfig"
+	"go.temporal.io/server/temporal"
 	"go.temporal.io/server/temporaltest"
 
 	"github.com/sanwatch/sanwatch/activities"
@@ -73,11 +75,21 @@ type harness struct {
 type harnessOptions struct {
 	extraYAML string // appended to the generated sanwatch.yaml
 	postgres  bool   // use the PostgreSQL store (a fresh schema) instead of SQLite
+	// suggestContinueAsNewAt, when set, is the history length at which the
+	// server suggests continuing as new (its default is 4096 events).
+	suggestContinueAsNewAt int
 }
 
 func newHarness(t *testing.T, o harnessOptions) *harness {
 	t.Helper()
-	ts := temporaltest.NewServer(temporaltest.WithT(t))
+	opts := []temporaltest.TestServerOption{temporaltest.WithT(t)}
+	if o.suggestContinueAsNewAt > 0 {
+		opts = append(opts, temporaltest.WithBaseServerOptions(temporal.WithDynamicConfigClient(dynamicconfig.StaticClient{
+			dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key(): []dynamicconfig.ConstrainedValue{{Value: true}},
+			dynamicconfig.HistoryCountSuggestContinueAsNew.Key():        []dynamicconfig.ConstrainedValue{{Value: o.suggestContinueAsNewAt}},
+		})))
+	}
+	ts := temporaltest.NewServer(opts...)
 	h := &harness{t: t, ts: ts, c: ts.GetDefaultClient(), dir: t.TempDir(), smtp: smtptest.Start(t)}
 	// As a worker does at start: sanwatch's search attributes on the namespace.
 	require.NoError(t, search.Register(context.Background(), h.c, ts.GetDefaultNamespace()))

@@ -33,7 +33,13 @@ func recordRun(t *testing.T, h *harness, workflowID, runID, name string) {
 		require.NoError(t, err)
 		hist.Events = append(hist.Events, ev)
 	}
-	data, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&hist)
+	writeHistory(t, dir, &hist, workflowID, name)
+}
+
+// writeHistory writes hist and the workflow id to dir/<name>.json and .id.
+func writeHistory(t *testing.T, dir string, hist *historypb.History, workflowID, name string) {
+	t.Helper()
+	data, err := protojson.MarshalOptions{Indent: "  "}.Marshal(hist)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, name+".json"), data, 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, name+".id"), []byte(workflowID+"\n"), 0o644))

@@ -54,19 +54,30 @@ func IngestTelemetry(ctx workflow.Context, in IngestInput) (IngestResult, error)
 			},
 		},
 	})
-	err = workflow.ExecuteActivity(actx, a.StoreBatch, activities.StoreBatchInput{Path: in.Path, BatchID: in.BatchID}).Get(ctx, &out.Batch)
+	// From bounded-payloads on, the batch's boxes stay in the store: the
+	// summary counts them and the analysis pages them by batch id.
+	bounded := workflow.GetVersion(ctx, changeBoundedPayloads, workflow.DefaultVersion, 1) >= 1
+	err = workflow.ExecuteActivity(actx, a.StoreBatch, activities.StoreBatchInput{Path: in.Path, BatchID: in.BatchID, BoxesInStore: bounded}).Get(ctx, &out.Batch)
 	if err != nil {
 		return out, fmt.Errorf("store batch %s: %w", in.Path, err)
 	}
-	if (in.Analyze != nil && !*in.Analyze) || len(out.Batch.Boxes) == 0 {
+	boxes := len(out.Batch.Boxes)
+	if bounded {
+		boxes = out.Batch.BoxCount
+	}
+	if (in.Analyze != nil && !*in.Analyze) || boxes == 0 {
 		return out, nil
 	}
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID: AnalyzeWorkflowID(workflow.GetInfo(ctx).WorkflowExecution.ID),
 		TaskQueue:  s.MainQueue,
 	})
+	child := AnalyzeInput{Boxes: out.Batch.Boxes}
+	if bounded {
+		child = AnalyzeInput{Batch: out.Batch.BatchID}
+	}
 	var res AnalyzeResult
-	if err := workflow.ExecuteChildWorkflow(cctx, AnalyzeBoxes, AnalyzeInput{Boxes: out.Batch.Boxes}).Get(ctx, &res); err != nil {
+	if err := workflow.ExecuteChildWorkflow(cctx, AnalyzeBoxes, child).Get(ctx, &res); err != nil {
 		return out, fmt.Errorf("analyse boxes of batch: %w", err)
 	}
 	out.Analysis = &res

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/sanwatch/sanwatch/activities"
 	"github.com/sanwatch/sanwatch/internal/finding"
@@ -36,38 +37,60 @@ func newEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 }
 
 func TestIngestTelemetryStoresThenAnalyses(t *testing.T) {
-	env := newEnv(t)
-	summary := activities.BatchSummary{BatchID: "abc", Path: "/d/b.csv", Format: "csv", Status: "stored",
-		Accepted: 100, Rejected: 2, Boxes: []string{"box-3", "box-1", "box-2"}, UnknownBoxes: []string{"box-3"}}
-	env.OnActivity(a.StoreBatch, mock.Anything, activities.StoreBatchInput{Path: "/d/b.csv", BatchID: "abc"}).Return(summary, nil).Once()
-	var shards [][]string
-	env.OnActivity(a.AnalyzeShard, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.AnalyzeShardInput) (activities.ShardResult, error) {
-			shards = append(shards, in.Boxes)
-			require.Equal(t, 48*time.Hour, in.Window)
-			require.False(t, in.JudgeSilence, "a box that just sent its batch is not judged silent")
-			var res activities.ShardResult
-			for _, b := range in.Boxes {
-				res.Analysed++
-				res.Findings = append(res.Findings, activities.FindingRef{Fingerprint: b + "/capacity_forecast/pool/p0", Severity: finding.Critical, New: b == "box-1"})
+	for _, v := range versions {
+		t.Run(v.name, func(t *testing.T) {
+			env := newEnv(t)
+			pinVersion(env, v.v)
+			summary := activities.BatchSummary{BatchID: "abc", Path: "/d/b.csv", Format: "csv", Status: "stored",
+				Accepted: 100, Rejected: 2, Boxes: []string{"box-3", "box-1", "box-2"}, UnknownBoxes: []string{"box-3"}}
+			in := activities.StoreBatchInput{Path: "/d/b.csv", BatchID: "abc"}
+			if v.v >= 1 {
+				// The boxes stay in the store: the summary counts them, the
+				// analysis pages them by batch id.
+				summary.Boxes, summary.BoxCount, summary.UnknownBoxCount = nil, 3, 1
+				in.BoxesInStore = true
+				env.OnActivity(a.ListBoxes, mock.Anything, mock.Anything).Return(
+					func(_ context.Context, q activities.ListBoxesInput) ([]string, error) {
+						require.Equal(t, "abc", q.Batch)
+						return pageOf([]string{"box-1", "box-2", "box-3"}, q.After, q.Limit), nil
+					})
 			}
-			return res, nil
-		})
+			env.OnActivity(a.StoreBatch, mock.Anything, in).Return(summary, nil).Once()
+			var shards [][]string
+			env.OnActivity(a.AnalyzeShard, mock.Anything, mock.Anything).Return(
+				func(_ context.Context, in activities.AnalyzeShardInput) (activities.ShardResult, error) {
+					shards = append(shards, in.Boxes)
+					require.Equal(t, 48*time.Hour, in.Window)
+					require.False(t, in.JudgeSilence, "a box that just sent its batch is not judged silent")
+					var refs []activities.FindingRef
+					for _, b := range in.Boxes {
+						refs = append(refs, activities.FindingRef{Fingerprint: b + "/capacity_forecast/pool/p0", Severity: finding.Critical, New: b == "box-1"})
+					}
+					return shardResult(in, len(in.Boxes), refs), nil
+				})
+			dispatched := 0
+			env.OnActivity(a.DispatchFindings, mock.Anything, mock.Anything).Return(
+				func(_ context.Context, in activities.DispatchInput) (activities.DispatchResult, error) {
+					dispatched += len(in.Findings)
+					return activities.DispatchResult{Signalled: len(in.Findings)}, nil
+				})
 
-	env.OnActivity(a.DispatchFindings, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.DispatchInput) (activities.DispatchResult, error) {
-			return activities.DispatchResult{Signalled: len(in.Findings)}, nil
+			env.ExecuteWorkflow(IngestTelemetry, IngestInput{Path: "/d/b.csv", BatchID: "abc"})
+			require.True(t, env.IsWorkflowCompleted())
+			require.NoError(t, env.GetWorkflowError())
+			var out IngestResult
+			require.NoError(t, env.GetWorkflowResult(&out))
+			require.Equal(t, summary, out.Batch)
+			require.NotNil(t, out.Analysis)
+			require.Equal(t, AnalyzeResult{Boxes: 3, Analysed: 3, Findings: 3, NewFindings: 1, BySeverity: map[string]int{"critical": 3}, Remediations: 3}, *out.Analysis)
+			require.ElementsMatch(t, [][]string{{"box-1", "box-2"}, {"box-3"}}, shards)
+			if v.v >= 1 {
+				require.Zero(t, dispatched, "shards hand their findings to remediation themselves")
+			} else {
+				require.Equal(t, 3, dispatched)
+			}
 		})
-
-	env.ExecuteWorkflow(IngestTelemetry, IngestInput{Path: "/d/b.csv", BatchID: "abc"})
-	require.True(t, env.IsWorkflowCompleted())
-	require.NoError(t, env.GetWorkflowError())
-	var out IngestResult
-	require.NoError(t, env.GetWorkflowResult(&out))
-	require.Equal(t, summary, out.Batch)
-	require.NotNil(t, out.Analysis)
-	require.Equal(t, AnalyzeResult{Boxes: 3, Analysed: 3, Findings: 3, NewFindings: 1, BySeverity: map[string]int{"critical": 3}, Remediations: 3}, *out.Analysis)
-	require.ElementsMatch(t, [][]string{{"box-1", "box-2"}, {"box-3"}}, shards)
+	}
 }
 
 func TestIngestTelemetryBadBatchFailsWithoutRetry(t *testing.T) {
@@ -113,7 +136,14 @@ func TestIngestTelemetryWithoutAnalysis(t *testing.T) {
 }
 
 func TestAnalyzeBoxesSlidingWindowAndFailedShard(t *testing.T) {
+	for _, v := range versions {
+		t.Run(v.name, func(t *testing.T) { testAnalyzeBoxesSlidingWindow(t, v.v) })
+	}
+}
+
+func testAnalyzeBoxesSlidingWindow(t *testing.T, v workflow.Version) {
 	env := newEnv(t)
+	pinVersion(env, v)
 	var running, peak atomic.Int32
 	env.OnActivity(a.AnalyzeShard, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.AnalyzeShardInput) (activities.ShardResult, error) {

@@ -5,7 +5,6 @@ import (
 	"sort"
 	"time"
 
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/sanwatch/sanwatch/activities"
@@ -81,11 +80,10 @@ func FleetScan(ctx workflow.Context, in FleetScanInput) (store.ScanReport, error
 	if in.MaxInFlight > 0 {
 		inFlight = in.MaxInFlight
 	}
-	mctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue:           s.MainQueue,
-		StartToCloseTimeout: 2 * time.Minute,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 30 * time.Second, MaximumAttempts: 20},
-	})
+	if workflow.GetVersion(ctx, changeBoundedPayloads, workflow.DefaultVersion, 1) >= 1 {
+		return scanBounded(ctx, in, s, window, pageSize, size, inFlight)
+	}
+	mctx := workflow.WithActivityOptions(ctx, storeActivityOptions(s, false))
 
 	var st ScanState
 	if in.State != nil {
@@ -101,7 +99,7 @@ func FleetScan(ctx workflow.Context, in FleetScanInput) (store.ScanReport, error
 	// Scans judge silent boxes against the fleet's clock from this version
 	// on; runs that started before it keep their old shard inputs.
 	silence := workflow.GetVersion(ctx, changeJudgeSilence, workflow.DefaultVersion, 1) >= 1
-	r := newShardRunner(ctx, s, window, silence, inFlight, remediate, func(shard []string, sr activities.ShardResult, err error) {
+	r := newShardRunner(ctx, s, window, silence, inFlight, remediate, false, func(shard []string, sr activities.ShardResult, err error) {
 		if err != nil {
 			st.Result.FailedShards = append(st.Result.FailedShards, shardFailure(shard, err))
 			st.Result.FailedBoxes += len(shard)
@@ -153,6 +151,83 @@ func FleetScan(ctx workflow.Context, in FleetScanInput) (store.ScanReport, error
 		Boxes: st.Total, Analysed: st.Result.Analysed, Findings: st.Result.Findings,
 		BySeverity: st.Result.BySeverity, FailedShards: st.Result.FailedShards, Runs: st.Runs,
 		Remediations: st.Result.Remediations, DispatchErrors: st.Result.DispatchErrors,
+	}
+	if err := workflow.ExecuteActivity(mctx, a.SaveScanReport, report).Get(ctx, nil); err != nil {
+		return report, fmt.Errorf("save scan report: %w", err)
+	}
+	return report, nil
+}
+
+// scanBounded is FleetScan from version bounded-payloads on: shards return
+// counts and hand their findings to remediation themselves, a shard past
+// analysis.shard_deadline is a failed shard, the store activities have a
+// deadline, the report lists a bounded number of failures, and the run
+// drains and continues as new when the server suggests it or its history
+// passes scanHistoryLimit events or historySizeLimit bytes, carrying the
+// last box handed to a shard.
+func scanBounded(ctx workflow.Context, in FleetScanInput, s activities.Settings, window time.Duration, pageSize, size, inFlight int) (store.ScanReport, error) {
+	mctx := workflow.WithActivityOptions(ctx, storeActivityOptions(s, true))
+	var st ScanState
+	if in.State != nil {
+		st = *in.State
+	} else {
+		st = ScanState{ScanID: workflow.GetInfo(ctx).WorkflowExecution.ID, StartedAt: workflow.Now(ctx)}
+		if err := workflow.ExecuteActivity(mctx, a.CountBoxes, in.Selector).Get(ctx, &st.Total); err != nil {
+			return store.ScanReport{}, fmt.Errorf("count boxes: %w", err)
+		}
+	}
+	st.Runs++
+	remediate := in.Remediate == nil || *in.Remediate
+	silence := workflow.GetVersion(ctx, changeJudgeSilence, workflow.DefaultVersion, 1) >= 1
+	r := newShardRunner(ctx, s, window, silence, inFlight, remediate, true, func(shard []string, sr activities.ShardResult, err error) {
+		if err != nil {
+			st.Result.failShard(shard, err)
+			return
+		}
+		st.Result.addCounts(shard, sr)
+	})
+	err := workflow.SetQueryHandler(ctx, QueryProgress, func() (ScanProgress, error) {
+		return ScanProgress{
+			ScanID: st.ScanID, Selector: in.Selector.String(), Total: st.Total,
+			Done: st.Result.Analysed + st.Result.FailedBoxes, InFlight: r.inFlight,
+			Findings: st.Result.Findings, FailedShards: len(st.Result.FailedShards) + st.Result.MoreFailedShards, Runs: st.Runs,
+		}, nil
+	})
+	if err != nil {
+		return store.ScanReport{}, fmt.Errorf("set query handler: %w", err)
+	}
+
+	for {
+		var page []string
+		q := activities.ListBoxesInput{Selector: in.Selector, After: st.After, Limit: pageSize}
+		if err := workflow.ExecuteActivity(mctx, a.ListBoxes, q).Get(ctx, &page); err != nil {
+			r.drain()
+			return store.ScanReport{}, fmt.Errorf("list boxes after %q: %w", st.After, err)
+		}
+		for i := 0; i < len(page); i += size {
+			if continueAsNewDue(ctx, scanHistoryLimit) {
+				r.drain()
+				next := in
+				next.State = &st
+				return store.ScanReport{}, workflow.NewContinueAsNewError(ctx, FleetScan, next)
+			}
+			shard := page[i:min(i+size, len(page))]
+			r.submit(shard)
+			st.After = shard[len(shard)-1]
+		}
+		if len(page) < pageSize {
+			break
+		}
+	}
+	r.drain()
+	sort.Strings(st.Result.FailedShards)
+	res := st.Result
+	report := store.ScanReport{
+		ID: st.ScanID, Selector: in.Selector.String(), StartedAt: st.StartedAt, FinishedAt: workflow.Now(ctx),
+		Boxes: st.Total, Analysed: res.Analysed, Findings: res.Findings,
+		BySeverity: res.BySeverity, FailedShards: res.FailedShards, Runs: st.Runs,
+		Remediations: res.Remediations, DispatchErrors: res.DispatchErrors,
+		MoreFailedShards: res.MoreFailedShards, MoreDispatchErrors: res.MoreDispatchErrors,
 	}
 	if err := workflow.ExecuteActivity(mctx, a.SaveScanReport, report).Get(ctx, nil); err != nil {
 		return report, fmt.Errorf("save scan report: %w", err)

@@ -55,14 +55,14 @@ func (f *fakeFleet) register(env *testsuite.TestWorkflowEnvironment, fail string
 			}
 			f.mu.Lock()
 			defer f.mu.Unlock()
-			res := activities.ShardResult{Analysed: len(in.Boxes)}
+			var refs []activities.FindingRef
 			for _, b := range in.Boxes {
 				f.analysed[b]++
 				if b == "box-0002" {
-					res.Findings = append(res.Findings, activities.FindingRef{Fingerprint: b + "/port_errors/port/0:1:1", Severity: finding.Warning})
+					refs = append(refs, activities.FindingRef{Fingerprint: b + "/port_errors/port/0:1:1", Severity: finding.Warning})
 				}
 			}
-			return res, nil
+			return shardResult(in, len(in.Boxes), refs), nil
 		})
 	env.OnActivity(a.DispatchFindings, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.DispatchInput) (activities.DispatchResult, error) {
@@ -88,7 +88,14 @@ func scanEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 }
 
 func TestFleetScanAnalysesEveryBoxOnceAndReportsFailedShards(t *testing.T) {
+	for _, v := range versions {
+		t.Run(v.name, func(t *testing.T) { testFleetScanAnalysesEveryBoxOnce(t, v.v) })
+	}
+}
+
+func testFleetScanAnalysesEveryBoxOnce(t *testing.T, v workflow.Version) {
 	env := scanEnv(t)
+	pinVersion(env, v)
 	fleet := newFakeFleet(23)
 	fleet.register(env, "box-0007")
 	env.ExecuteWorkflow(FleetScan, FleetScanInput{PageSize: 10, ShardSize: 3, MaxInFlight: 2,
@@ -123,7 +130,14 @@ func TestFleetScanAnalysesEveryBoxOnceAndReportsFailedShards(t *testing.T) {
 }
 
 func TestFleetScanContinuesAsNewWithItsCursor(t *testing.T) {
+	for _, v := range versions {
+		t.Run(v.name, func(t *testing.T) { testFleetScanContinuesAsNew(t, v.v) })
+	}
+}
+
+func testFleetScanContinuesAsNew(t *testing.T, v workflow.Version) {
 	env := scanEnv(t)
+	pinVersion(env, v)
 	fleet := newFakeFleet(30)
 	fleet.register(env, "")
 	env.SetCurrentHistoryLength(scanHistoryLimit + 1)
@@ -142,6 +156,7 @@ func TestFleetScanContinuesAsNewWithItsCursor(t *testing.T) {
 
 	// The next run finishes the remaining 20 boxes.
 	env2 := scanEnv(t)
+	pinVersion(env2, v)
 	fleet.register(env2, "")
 	env2.ExecuteWorkflow(FleetScan, next)
 	require.NoError(t, env2.GetWorkflowError())

@@ -36,6 +36,28 @@ func IngestWorkflowID(batchID string) string {
 // AnalyzeWorkflowID returns the id of the analysis child of an ingest workflow.
 func AnalyzeWorkflowID(parentID string) string { return parentID + "-analyze" }
 
+// changeBoundedPayloads is the GetVersion change id of bounded payloads and
+// history in IngestTelemetry, AnalyzeBoxes and FleetScan: a batch's boxes
+// paged from the store, shards that return counts and dispatch their own
+// findings, bounded failure lists, deadlines on shards and store
+// activities, and continue-as-new on the server's suggestion or history size.
+const changeBoundedPayloads = "bounded-payloads"
+
+// Limits of bounded-payloads.
+const (
+	// analyzeHistoryLimit is the history length at which AnalyzeBoxes
+	// drains and continues as new (FleetScan's is scanHistoryLimit).
+	analyzeHistoryLimit = 4000
+	// historySizeLimit is the history size in bytes at which a run drains
+	// and continues as new.
+	historySizeLimit = 4 << 20
+	// defaultShardDeadline is AnalyzeShard's ScheduleToClose when
+	// analysis.shard_deadline is 0.
+	defaultShardDeadline = time.Hour
+	// storeActivityDeadline is the ScheduleToClose of the store activities.
+	storeActivityDeadline = 10 * time.Minute
+)
+
 // a is the typed nil pointer through which workflows name activities.
 var a *activities.Activities
 

@@ -364,6 +364,8 @@ type scanRow struct {
 	BySeverity, FailedShards        string // JSON
 	Remediations                    int64
 	DispatchErrors                  string // JSON
+	MoreFailedShards                int64
+	MoreDispatchErrors              int64
 }
 
 func prepareScan(r ScanReport) (scanRow, error) {
@@ -375,6 +377,7 @@ func prepareScan(r ScanReport) (scanRow, error) {
 		Boxes: int64(r.Boxes), Analysed: int64(r.Analysed), Findings: int64(r.Findings), Runs: int64(r.Runs),
 		BySeverity: "{}", FailedShards: encodeList(r.FailedShards),
 		Remediations: int64(r.Remediations), DispatchErrors: encodeList(r.DispatchErrors),
+		MoreFailedShards: int64(r.MoreFailedShards), MoreDispatchErrors: int64(r.MoreDispatchErrors),
 	}
 	if len(r.BySeverity) > 0 {
 		b, _ := json.Marshal(r.BySeverity) // a map[string]int always marshals
@@ -395,7 +398,8 @@ func (row scanRow) report() (ScanReport, error) {
 		ID: row.ID, Selector: row.Selector,
 		StartedAt: fromOptNanos(row.StartedAt), FinishedAt: fromOptNanos(row.FinishedAt),
 		Boxes: int(row.Boxes), Analysed: int(row.Analysed), Findings: int(row.Findings), Runs: int(row.Runs),
-		Remediations: int(row.Remediations),
+		Remediations:     int(row.Remediations),
+		MoreFailedShards: int(row.MoreFailedShards), MoreDispatchErrors: int(row.MoreDispatchErrors),
 	}
 	if row.BySeverity != "" && row.BySeverity != "{}" && row.BySeverity != "null" {
 		if err := json.Unmarshal([]byte(row.BySeverity), &r.BySeverity); err != nil {
@@ -495,10 +499,11 @@ func (r *findingRow) dest() []any {
 
 // scanCols are the columns a scanRow is scanned from, in order.
 const scanCols = `id, selector, started_at, finished_at, boxes, analysed, findings, runs, by_severity, failed_shards,
-	remediations, dispatch_errors`
+	remediations, dispatch_errors, more_failed_shards, more_dispatch_errors`
 
 // dest returns the scan destinations of scanCols.
 func (r *scanRow) dest() []any {
 	return []any{&r.ID, &r.Selector, &r.StartedAt, &r.FinishedAt, &r.Boxes, &r.Analysed,
-		&r.Findings, &r.Runs, &r.BySeverity, &r.FailedShards, &r.Remediations, &r.DispatchErrors}
+		&r.Findings, &r.Runs, &r.BySeverity, &r.FailedShards, &r.Remediations, &r.DispatchErrors,
+		&r.MoreFailedShards, &r.MoreDispatchErrors}
 }

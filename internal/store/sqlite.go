@@ -109,6 +109,18 @@ var sqliteMigrations = []string{
 	ALTER TABLE scan_reports ADD COLUMN dispatch_errors TEXT NOT NULL DEFAULT '[]';`,
 	// 4: the fleet's clock (the newest stored sample) is read by every analysis.
 	`CREATE INDEX batches_status_last_sample ON batches (status, last_sample);`,
+	// 5: the boxes of each batch, one row each, paged by id (a batch may
+	// touch hundreds of thousands of boxes: too many for one JSON value or
+	// one workflow payload); scan reports list a bounded number of failed
+	// shards and dispatch errors and count the rest.
+	`CREATE TABLE batch_boxes (
+		batch   TEXT    NOT NULL,
+		box     TEXT    NOT NULL,
+		unknown INTEGER NOT NULL DEFAULT 0, -- 1: not in the inventory
+		PRIMARY KEY (batch, box)
+	) WITHOUT ROWID;
+	ALTER TABLE scan_reports ADD COLUMN more_failed_shards BIGINT NOT NULL DEFAULT 0;
+	ALTER TABLE scan_reports ADD COLUMN more_dispatch_errors BIGINT NOT NULL DEFAULT 0;`,
 }
 
 // SQLite is the embedded Store: one database file in WAL mode. Writes go
@@ -618,15 +630,17 @@ func (s *SQLite) PutScanReport(ctx context.Context, rep ScanReport) error {
 		return err
 	}
 	_, err = s.w.ExecContext(ctx, `INSERT INTO scan_reports (id, selector, started_at, finished_at,
-			boxes, analysed, findings, runs, by_severity, failed_shards, remediations, dispatch_errors)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			boxes, analysed, findings, runs, by_severity, failed_shards, remediations, dispatch_errors,
+			more_failed_shards, more_dispatch_errors)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET selector = excluded.selector, started_at = excluded.started_at,
 			finished_at = excluded.finished_at, boxes = excluded.boxes, analysed = excluded.analysed,
 			findings = excluded.findings, runs = excluded.runs, by_severity = excluded.by_severity,
 			failed_shards = excluded.failed_shards, remediations = excluded.remediations,
-			dispatch_errors = excluded.dispatch_errors`,
+			dispatch_errors = excluded.dispatch_errors, more_failed_shards = excluded.more_failed_shards,
+			more_dispatch_errors = excluded.more_dispatch_errors`,
 		r.ID, r.Selector, r.StartedAt, r.FinishedAt, r.Boxes, r.Analysed, r.Findings, r.Runs,
-		r.BySeverity, r.FailedShards, r.Remediations, r.DispatchErrors)
+		r.BySeverity, r.FailedShards, r.Remediations, r.DispatchErrors, r.MoreFailedShards, r.MoreDispatchErrors)
 	if err != nil {
 		return fmt.Errorf("put scan report %q: %w", rep.ID, err)
 	}

@@ -38,6 +38,20 @@ type Batch struct {
 	StoredAt     time.Time `json:"stored_at"`
 }
 
+// BatchBox is one box a batch touched.
+type BatchBox struct {
+	ID      string `json:"id"`
+	Unknown bool   `json:"unknown,omitempty"` // not in the inventory
+}
+
+// BatchBoxQuery pages the boxes of one batch, ordered by id.
+type BatchBoxQuery struct {
+	Batch       string
+	UnknownOnly bool   // only the boxes not in the inventory
+	After       string // ids greater than this
+	Limit       int    // 0 means no limit
+}
+
 // BoxQuery selects boxes page by page, ordered by id. Empty fields match all.
 type BoxQuery struct {
 	Site  string
@@ -72,6 +86,10 @@ type ScanReport struct {
 	Remediations   int      `json:"remediations"`
 	DispatchErrors []string `json:"dispatch_errors,omitempty"`
 	Runs           int      `json:"runs"` // workflow runs (continue-as-new count + 1)
+	// MoreFailedShards and MoreDispatchErrors count the failed shards and
+	// dispatch errors beyond those listed: a scan lists a bounded number.
+	MoreFailedShards   int `json:"more_failed_shards,omitempty"`
+	MoreDispatchErrors int `json:"more_dispatch_errors,omitempty"`
 }
 
 // EmailRecord is one sent remediation email.
@@ -119,6 +137,14 @@ type Store interface {
 	NewestSample(ctx context.Context) (time.Time, error)
 	// Batch returns the batch with the given id, or ErrNotFound.
 	Batch(ctx context.Context, id string) (Batch, error)
+	// AddBatchBoxes records boxes that a batch touched. Adding a box again
+	// is a no-op apart from its Unknown flag, which the last add sets.
+	AddBatchBoxes(ctx context.Context, batch string, boxes []BatchBox) error
+	// BatchBoxes returns a page of the ids of a batch's boxes, ordered by id.
+	BatchBoxes(ctx context.Context, q BatchBoxQuery) ([]string, error)
+	// CountBatchBoxes returns how many boxes a batch touched and how many
+	// of those are not in the inventory.
+	CountBatchBoxes(ctx context.Context, batch string) (boxes, unknown int, err error)
 
 	// UpsertBoxes adds or updates inventory boxes.
 	UpsertBoxes(ctx context.Context, boxes []fleet.Box) error

@@ -59,7 +59,14 @@ type Options struct {
 	MaxErrors     int           // LineErrors kept in Result.Errors (0: 20); all are counted
 	ChunkSize     int           // samples per emit call (0: 5000)
 	MaxBoxes      int           // distinct boxes kept in Result.Boxes (0: 200,000); bounds memory on hostile input
+	// Progress, when set, is called with the number of lines read so far
+	// every ProgressLines lines, good or bad: a caller can show it is alive
+	// through a batch whose lines are mostly rejected (and so never emitted).
+	Progress func(lines int)
 }
+
+// ProgressLines is how many lines Parse reads between calls of Options.Progress.
+const ProgressLines = 1024
 
 // Result summarises a parsed batch.
 type Result struct {
@@ -116,6 +123,7 @@ type parser struct {
 	chunkSize int
 	maxBoxes  int
 	emit      func([]Sample) error
+	progress  func(lines int)
 
 	res          Result
 	chunk        []Sample
@@ -139,6 +147,7 @@ func newParser(opts Options, emit func([]Sample) error) *parser {
 		chunkSize: opts.ChunkSize,
 		maxBoxes:  opts.MaxBoxes,
 		emit:      emit,
+		progress:  opts.Progress,
 		boxes:     make(map[string]struct{}),
 		intern:    make(map[string]string),
 		fields:    make([][]byte, 0, 8),
@@ -266,7 +275,7 @@ func (p *parser) nextLine(br *bufio.Reader) (line []byte, tooLong bool, err erro
 			if err != nil && !errors.Is(err, io.EOF) {
 				return nil, false, err
 			}
-			p.lineNo++
+			p.countLine()
 			return nil, true, nil
 		}
 		if err != nil {
@@ -277,7 +286,7 @@ func (p *parser) nextLine(br *bufio.Reader) (line []byte, tooLong bool, err erro
 				return nil, false, io.EOF
 			}
 		}
-		p.lineNo++
+		p.countLine()
 		line = bytes.TrimSuffix(line, []byte{'\n'})
 		line = bytes.TrimSuffix(line, []byte{'\r'})
 		if len(line) > MaxLineBytes {
@@ -290,6 +299,14 @@ func (p *parser) nextLine(br *bufio.Reader) (line []byte, tooLong bool, err erro
 			continue
 		}
 		return line, false, nil
+	}
+}
+
+// countLine counts a line read and reports progress every ProgressLines lines.
+func (p *parser) countLine() {
+	p.lineNo++
+	if p.progress != nil && p.lineNo%ProgressLines == 0 {
+		p.progress(p.lineNo)
 	}
 }
 

@@ -387,3 +387,25 @@ func TestParseChunks(t *testing.T) {
 		require.Equal(t, []string{"b1"}, res.Boxes)
 	})
 }
+
+func TestParseProgressCountsEveryLine(t *testing.T) {
+	good := "2024-01-01T00:00:00Z,b1,c,m,1\n"
+	tests := []struct {
+		name string
+		body string
+		want []int
+	}{
+		{"all bad lines", strings.Repeat("bad line\n", 3*ProgressLines+5), []int{ProgressLines, 2 * ProgressLines, 3 * ProgressLines}},
+		{"good and bad", strings.Repeat(good+"bad line\n", ProgressLines), []int{ProgressLines, 2 * ProgressLines}},
+		{"too long lines", strings.Repeat(strings.Repeat("x", MaxLineBytes+10)+"\n", ProgressLines), []int{ProgressLines}},
+		{"fewer lines than one report", good, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []int
+			// The header is line 1, so reports come at multiples of ProgressLines lines read.
+			_, _ = Parse(strings.NewReader(CSVHeader+"\n"+tt.body), Options{Now: testNow, Progress: func(n int) { got = append(got, n) }}, nil)
+			require.Equal(t, tt.want, got)
+		})
+	}
+}

@@ -38,6 +38,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"TimesRoundTrip", testTimesRoundTrip},
 		{"ConcurrentAppend", testConcurrentAppend},
 		{"Batches", testBatches},
+		{"BatchBoxes", testBatchBoxes},
 		{"TouchThenUpsertBoxes", testTouchThenUpsert},
 		{"BoxesPaging", testBoxesPaging},
 		{"BoxesFilters", testBoxesFilters},
@@ -389,6 +390,75 @@ func testBatches(t *testing.T, s store.Store) {
 	require.Equal(t, b, got)
 }
 
+func testBatchBoxes(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	require.EqualError(t, s.AddBatchBoxes(ctx, "", []store.BatchBox{{ID: "b1"}}), "add batch boxes: empty batch id")
+	require.EqualError(t, s.AddBatchBoxes(ctx, "x", []store.BatchBox{{ID: "b1"}, {ID: ""}}), `add batch boxes of "x": box 1: empty id`)
+	n, unknown, err := s.CountBatchBoxes(ctx, "x")
+	require.NoError(t, err)
+	require.Equal(t, [2]int{0, 0}, [2]int{n, unknown}, "a failed add adds nothing")
+
+	// Added in chunks, out of order, with repeats: one row per box, the
+	// last add's flag wins.
+	var all []store.BatchBox
+	for i := range 250 {
+		all = append(all, store.BatchBox{ID: fmt.Sprintf("box-%04d", (i*37)%250), Unknown: i%10 == 0})
+	}
+	require.NoError(t, s.AddBatchBoxes(ctx, "x", all[:120]))
+	require.NoError(t, s.AddBatchBoxes(ctx, "x", all[100:]))
+	require.NoError(t, s.AddBatchBoxes(ctx, "x", []store.BatchBox{{ID: "box-0001", Unknown: true}, {ID: "box-0001"}}))
+	require.NoError(t, s.AddBatchBoxes(ctx, "y", []store.BatchBox{{ID: "box-0001"}, {ID: "other"}}))
+	require.NoError(t, s.AddBatchBoxes(ctx, "y", nil))
+
+	wantUnknown := map[string]bool{}
+	for _, b := range all {
+		wantUnknown[b.ID] = b.Unknown
+	}
+	wantUnknown["box-0001"] = false
+	var want, wantU []string
+	for i := range 250 {
+		id := fmt.Sprintf("box-%04d", i)
+		want = append(want, id)
+		if wantUnknown[id] {
+			wantU = append(wantU, id)
+		}
+	}
+	n, unknown, err = s.CountBatchBoxes(ctx, "x")
+	require.NoError(t, err)
+	require.Equal(t, [2]int{250, len(wantU)}, [2]int{n, unknown})
+
+	for _, tc := range []struct {
+		name string
+		q    store.BatchBoxQuery
+		want []string
+	}{
+		{"all boxes by id", store.BatchBoxQuery{Batch: "x", Limit: 30}, want},
+		{"unknown only", store.BatchBoxQuery{Batch: "x", UnknownOnly: true, Limit: 7}, wantU},
+		{"another batch", store.BatchBoxQuery{Batch: "y", Limit: 1}, []string{"box-0001", "other"}},
+		{"no such batch", store.BatchBoxQuery{Batch: "z", Limit: 5}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			q := tc.q
+			for pages := 0; ; pages++ {
+				require.Less(t, pages, 100, "paging does not end")
+				page, err := s.BatchBoxes(ctx, q)
+				require.NoError(t, err)
+				require.LessOrEqual(t, len(page), q.Limit)
+				got = append(got, page...)
+				if len(page) < q.Limit {
+					break
+				}
+				q.After = page[len(page)-1]
+			}
+			require.Equal(t, tc.want, got)
+		})
+	}
+	got, err := s.BatchBoxes(ctx, store.BatchBoxQuery{Batch: "x", After: "box-0247"})
+	require.NoError(t, err)
+	require.Equal(t, []string{"box-0248", "box-0249"}, got, "no limit: the rest")
+}
+
 func testTouchThenUpsert(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	require.NoError(t, s.TouchBoxes(ctx, []string{"b2", "b1", "b1"}))
@@ -672,7 +742,8 @@ func testScanReports(t *testing.T, s store.Store) {
 		{ID: "scan-b", Selector: "site=par1", StartedAt: t0.Add(time.Hour), FinishedAt: t0.Add(2 * time.Hour),
 			Boxes: 100, Analysed: 99, Findings: 3, BySeverity: map[string]int{"critical": 1, "warning": 2},
 			FailedShards: []string{"b050..b059: timeout"}, Runs: 2,
-			Remediations: 3, DispatchErrors: []string{"signal-with-start remediate-x: unavailable"}},
+			Remediations: 3, DispatchErrors: []string{"signal-with-start remediate-x: unavailable"},
+			MoreFailedShards: 41, MoreDispatchErrors: 7},
 		{ID: "scan-a", Selector: "all", StartedAt: t0, FinishedAt: t0.Add(time.Minute), Boxes: 5, Analysed: 5, Runs: 1},
 		{ID: "scan-c", Selector: "tag=prod", StartedAt: t0.Add(3 * time.Hour), Runs: 1},
 	}
