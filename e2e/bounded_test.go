@@ -12,7 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
-	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
@@ -163,24 +162,6 @@ func runChain(t *testing.T, c client.Client, workflowID string) []string {
 		chain = append(chain, next)
 		run = next
 	}
-}
-
-// recordRun writes one run's history (of a chain of continue-as-new runs)
-// like recordHistory does for the latest run.
-func recordRun(t *testing.T, h *harness, workflowID, runID, name string) {
-	t.Helper()
-	dir := os.Getenv("SANWATCH_RECORD_HISTORIES")
-	if dir == "" {
-		return
-	}
-	it := h.c.GetWorkflowHistory(context.Background(), workflowID, runID, false, 0)
-	var hist historypb.History
-	for it.HasNext() {
-		ev, err := it.Next()
-		require.NoError(t, err)
-		hist.Events = append(hist.Events, ev)
-	}
-	writeHistory(t, dir, &hist, workflowID, name)
 }
 
 // TestScanWithoutAnalysisWorkerEndsWithFailedShards scans with no worker

@@ -227,11 +227,11 @@ func (c *cli) printOutcome(o batchOutcome, wait bool) {
 	case o.Result != nil:
 		b := o.Result.Batch
 		line := fmt.Sprintf("ok   %s workflow=%s format=%s accepted=%d rejected=%d boxes=%d",
-			o.Path, o.WorkflowID, b.Format, b.Accepted, b.Rejected, len(b.Boxes))
+			o.Path, o.WorkflowID, b.Format, b.Accepted, b.Rejected, max(len(b.Boxes), b.BoxCount))
 		if an := o.Result.Analysis; an != nil {
 			line += fmt.Sprintf(" findings=%d new=%d", an.Findings, an.NewFindings)
 			if len(an.FailedShards) > 0 {
-				line += fmt.Sprintf(" failed_shards=%d", len(an.FailedShards))
+				line += fmt.Sprintf(" failed_shards=%d", len(an.FailedShards)+an.MoreFailedShards)
 			}
 		}
 		if o.Repeat || b.AlreadyStored {
@@ -245,12 +245,22 @@ func (c *cli) printOutcome(o batchOutcome, wait bool) {
 			for _, e := range an.FailedShards {
 				fmt.Fprintf(w, "     failed shard %s\n", e)
 			}
+			if an.MoreFailedShards > 0 {
+				fmt.Fprintf(w, "     and %d more failed shards\n", an.MoreFailedShards)
+			}
 			for _, e := range an.DispatchErrors {
 				fmt.Fprintf(w, "     remediation hand-off failed: %s\n", e)
 			}
+			if an.MoreDispatchErrors > 0 {
+				fmt.Fprintf(w, "     and %d more hand-off failures\n", an.MoreDispatchErrors)
+			}
 		}
 		if len(b.UnknownBoxes) > 0 {
-			fmt.Fprintf(w, "     warning: boxes not in the inventory (samples kept): %s\n", strings.Join(b.UnknownBoxes, ", "))
+			more := ""
+			if n := b.UnknownBoxCount - len(b.UnknownBoxes); n > 0 {
+				more = fmt.Sprintf(" and %d more", n)
+			}
+			fmt.Fprintf(w, "     warning: boxes not in the inventory (samples kept): %s%s\n", strings.Join(b.UnknownBoxes, ", "), more)
 		}
 	}
 }

@@ -21,15 +21,15 @@ import (
 // old one (workflow.DefaultVersion, what runs started before remediate-v2
 // still execute), whose row pins the defect: the same test fails there.
 
-// pinVersion makes GetVersion(remediate-v2) answer v (DefaultVersion: the
+// pinRemediateVersion makes GetVersion(remediate-v2) answer v (DefaultVersion: the
 // code before the change).
-func pinVersion(env *testsuite.TestWorkflowEnvironment, v workflow.Version) {
+func pinRemediateVersion(env *testsuite.TestWorkflowEnvironment, v workflow.Version) {
 	if v == workflow.DefaultVersion {
 		env.OnGetVersion(changeRemediateV2, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 	}
 }
 
-var versions = []struct {
+var remediateVersions = []struct {
 	name    string
 	version workflow.Version
 }{{"v2", 1}, {"before-v2", workflow.DefaultVersion}}
@@ -37,10 +37,10 @@ var versions = []struct {
 // Defect 1: a repeat detection delivered while the "Resolved:" email is
 // being sent used to be dropped and the finding stayed resolved.
 func TestRemediateDetectionDuringResolvedEmailReopens(t *testing.T) {
-	for _, v := range versions {
+	for _, v := range remediateVersions {
 		t.Run(v.name, func(t *testing.T) {
 			env, log, statuses := remediateEnvWith(t, remediateMocks{present: func() bool { return false }, sendTakes: 10 * time.Minute})
-			pinVersion(env, v.version)
+			pinRemediateVersion(env, v.version)
 			// Clear from the first verification (1h): the resolve email
 			// goes out at 7h and takes 10 minutes; a detection lands in it.
 			env.RegisterDelayedCallback(func() {
@@ -68,10 +68,10 @@ func TestRemediateDetectionDuringResolvedEmailReopens(t *testing.T) {
 // Defect 1: a signal delivered while the last verification before
 // continue-as-new runs used to be dropped.
 func TestRemediateSignalDuringLastVerifyIsCarriedOver(t *testing.T) {
-	for _, v := range versions {
+	for _, v := range remediateVersions {
 		t.Run(v.name, func(t *testing.T) {
 			env, _, _ := remediateEnvWith(t, remediateMocks{present: func() bool { return true }, verifyTakes: 10 * time.Minute})
-			pinVersion(env, v.version)
+			pinRemediateVersion(env, v.version)
 			start := env.Now()
 			// At 5h30m history is long and an ack and a resolve arrive
 			// together: one wakes the loop, the other is drained before
@@ -178,7 +178,7 @@ func TestRemediateStoreOutageAtResolve(t *testing.T) {
 					return nil
 				}})
 			start = env.Now()
-			pinVersion(env, c.version)
+			pinRemediateVersion(env, c.version)
 			env.ExecuteWorkflow(Remediate, RemediateInput{Fingerprint: fp})
 			require.NoError(t, env.GetWorkflowError())
 			var st RemediationState
@@ -197,7 +197,7 @@ func TestRemediateStoreOutageAtResolve(t *testing.T) {
 // Defect 7: a "Resolved:" email that failed (relay down past smtp.retry_for)
 // used to be ignored and the remediation completed without telling anyone.
 func TestRemediateFailedResolvedEmailIsRetried(t *testing.T) {
-	for _, v := range versions {
+	for _, v := range remediateVersions {
 		t.Run(v.name, func(t *testing.T) {
 			var env *testsuite.TestWorkflowEnvironment
 			var start time.Time
@@ -209,7 +209,7 @@ func TestRemediateFailedResolvedEmailIsRetried(t *testing.T) {
 					return nil
 				}})
 			start = env.Now()
-			pinVersion(env, v.version)
+			pinRemediateVersion(env, v.version)
 			env.ExecuteWorkflow(Remediate, RemediateInput{Fingerprint: fp})
 			require.NoError(t, env.GetWorkflowError())
 			var st RemediationState
