@@ -321,10 +321,15 @@ func (r *shardRunner) submit(shard []string) {
 		r.inFlight--
 	}
 	in := activities.AnalyzeShardInput{Boxes: shard, Window: r.window, JudgeSilence: r.silence}
+	actx := r.ctx
 	if r.bounded {
 		in.CountsOnly, in.Dispatch = true, r.remediate
+		// The UI's label of the activity: which boxes it analyses.
+		opts := workflow.GetActivityOptions(r.ctx)
+		opts.Summary = fmt.Sprintf("analyse %d boxes %s..%s", len(shard), shard[0], shard[len(shard)-1])
+		actx = workflow.WithActivityOptions(r.ctx, opts)
 	}
-	f := workflow.ExecuteActivity(r.ctx, a.AnalyzeShard, in)
+	f := workflow.ExecuteActivity(actx, a.AnalyzeShard, in)
 	r.inFlight++
 	r.sel.AddFuture(f, func(f workflow.Future) {
 		var sr activities.ShardResult
