@@ -21,6 +21,10 @@ import (
 // handlers to finish. A detection that arrives after the "Resolved:" email
 // reopens the remediation instead of being lost.
 
+// historySizeLimit is the history size in bytes past which Remediate
+// continues as new, far below the server's limits.
+const historySizeLimit = 4 << 20
+
 // searchState is what Remediate last wrote to its search attributes.
 type searchState struct {
 	phase, severity string
@@ -60,7 +64,7 @@ func (r *remediation) runV2(in RemediateInput) (RemediationState, error) {
 		if r.s.RemediateHistoryLimit > 0 {
 			limit = r.s.RemediateHistoryLimit
 		}
-		if info.GetCurrentHistoryLength() > limit || info.GetContinueAsNewSuggested() {
+		if info.GetCurrentHistoryLength() > limit || info.GetCurrentHistorySize() > historySizeLimit || info.GetContinueAsNewSuggested() {
 			if !r.quiesce() {
 				continue
 			}
