@@ -21,10 +21,6 @@ import (
 // handlers to finish. A detection that arrives after the "Resolved:" email
 // reopens the remediation instead of being lost.
 
-// historySizeLimit is the history size in bytes past which Remediate
-// continues as new, far below the server's limits.
-const historySizeLimit = 4 << 20
-
 // searchState is what Remediate last wrote to its search attributes.
 type searchState struct {
 	phase, severity string
