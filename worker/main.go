@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/spf13/pflag"
@@ -72,9 +73,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	for i, w := range ws {
 		if err := w.Start(); err != nil {
-			for _, started := range ws[:i] {
-				started.Stop()
-			}
+			stopAll(ws[:i])
 			return fmt.Errorf("start worker: %w", err)
 		}
 	}
@@ -103,8 +102,17 @@ func run(ctx context.Context, args []string) error {
 	return err
 }
 
+// stopAll stops the workers of every role at once and waits for all of them:
+// each Stop waits up to worker.shutdown_timeout for its running activities,
+// so stopping them one after another would take that long per role.
 func stopAll(ws []worker.Worker) {
+	var wg sync.WaitGroup
 	for _, w := range ws {
-		w.Stop()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.Stop()
+		}()
 	}
+	wg.Wait()
 }
