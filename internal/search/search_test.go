@@ -20,7 +20,7 @@ func TestRegister(t *testing.T) {
 	tests := []struct {
 		name    string
 		before  map[string]enumspb.IndexedValueType // registered before Register runs
-		wantErr string                               // %s is the namespace
+		wantErr string                              // %q is the namespace
 	}{
 		{name: "fresh namespace"},
 		{name: "some already there", before: map[string]enumspb.IndexedValueType{
