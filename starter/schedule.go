@@ -92,6 +92,7 @@ func (c *cli) scheduleCreateCmd() *cobra.Command {
 				return err
 			}
 			defer tc.Close()
+			meta := c.scanMetadata(in, "schedule "+id)
 			_, err = tc.ScheduleClient().Create(cmd.Context(), client.ScheduleOptions{
 				ID:            id,
 				Spec:          spec,
@@ -105,10 +106,13 @@ func (c *cli) scheduleCreateCmd() *cobra.Command {
 					Args:                     []any{in},
 					TaskQueue:                c.cfg.Queues.Main,
 					WorkflowExecutionTimeout: timeout, // the whole scan, across its continue-as-new runs
+					StaticSummary:            meta.summary,
+					StaticDetails:            meta.details,
+					TypedSearchAttributes:    meta.attrs,
 				},
 			})
 			if err != nil {
-				return fmt.Errorf("create schedule %s: %w", id, err)
+				return fmt.Errorf("create schedule %s: %w", id, searchAttributeHint(err))
 			}
 			fmt.Fprintf(c.stdout, "schedule %s created: FleetScan of %s, overlap policy skip, timeout %s, catch-up window %s\n",
 				id, in.Selector, timeout, catchup)
