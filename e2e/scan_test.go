@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -100,4 +102,97 @@ func TestScheduleTriggersScans(t *testing.T) {
 	out, code = h.run("starter", "scan", "--selector", "color=blue")
 	require.Equal(t, 1, code)
 	require.Contains(t, out, `unknown key "color"`)
+}
+
+// TestScheduleBackfill backfills two hours of an hourly schedule and checks
+// that the two scans due then run, with the schedule's ids; bad times are
+// refused before anything is asked of Temporal.
+func TestScheduleBackfill(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	writeFleet(t, h)
+	h.inProcess(nil)
+	h.starter("schedule", "create", "--id", "hourly", "--every", "1h", "--no-remediate")
+
+	base := time.Now().UTC().Truncate(time.Hour)
+	from, to := base.Add(-3*time.Hour+time.Minute), base.Add(-time.Minute) // due: base-2h, base-1h
+	out := h.starter("schedule", "backfill", "--id", "hourly", "--from", from.Format(time.RFC3339), "--to", to.Format(time.RFC3339))
+	require.Contains(t, out, fmt.Sprintf("schedule hourly: backfill from %s to %s requested (overlap buffer-all)",
+		from.Format(time.RFC3339), to.Format(time.RFC3339)))
+
+	st := h.openStore()
+	var ids []string
+	require.Eventually(t, func() bool {
+		reps, err := st.ScanReports(context.Background(), 0)
+		ids = ids[:0]
+		for _, r := range reps {
+			ids = append(ids, r.ID)
+		}
+		sort.Strings(ids)
+		return err == nil && len(reps) == 2
+	}, 2*time.Minute, 200*time.Millisecond, "scan reports %v", ids)
+	require.Equal(t, []string{
+		"scan-hourly-" + base.Add(-2*time.Hour).Format(time.RFC3339),
+		"scan-hourly-" + base.Add(-time.Hour).Format(time.RFC3339),
+	}, ids)
+	require.Contains(t, h.starter("schedule", "describe", "hourly"), "runs:      2 (skipped for overlap 0, missed the catch-up window 0)")
+
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"not a time", []string{"--id", "hourly", "--from", "yesterday", "--to", to.Format(time.RFC3339)},
+			`starter: --from "yesterday": want a time such as 2026-11-24T06:00:00Z or 2026-11-24 (UTC)`},
+		{"reversed", []string{"--id", "hourly", "--from", "2026-11-02", "--to", "2026-11-01"},
+			"starter: --from 2026-11-02T00:00:00Z is not before --to 2026-11-01T00:00:00Z"},
+		{"no such schedule", []string{"--id", "nope", "--from", from.Format(time.RFC3339), "--to", to.Format(time.RFC3339)},
+			"starter: backfill schedule nope: "},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, code := h.run("starter", append([]string{"schedule", "backfill"}, tc.args...)...)
+			require.Equal(t, 1, code, out)
+			require.True(t, strings.HasPrefix(strings.TrimSpace(out), tc.want), out)
+		})
+	}
+}
+
+// TestCheckWarnsOnStuckSchedule runs a schedule every minute with no analysis
+// worker, so its scan cannot complete: `starter check` is OK at first, then
+// WARNING once the scan has run longer than the interval (runs are skipped),
+// naming the schedule and its skip count. Once an analysis worker lets the
+// scans complete, check still warns of the runs skipped recently.
+func TestCheckWarnsOnStuckSchedule(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	writeFleet(t, h)
+	w := h.startWorker("main,email")
+	require.Eventually(t, func() bool { return strings.Contains(w.Output(), "worker started") }, 30*time.Second, 50*time.Millisecond)
+	h.starter("schedule", "create", "--id", "stuck", "--every", "1m", "--timeout", "10m", "--no-remediate")
+	h.starter("schedule", "trigger", "stuck")
+
+	out, code := h.run("starter", "check")
+	require.Equal(t, 0, code, out)
+	require.Equal(t, "SANWATCH OK - no unacknowledged findings | critical=0 warning=0 notify_failing=0", strings.TrimSpace(out))
+
+	running := regexp.MustCompile(`^SANWATCH WARNING - schedule stuck: scan scan-stuck-\S+ running for 1m\d+s, longer than its interval 1m: ` +
+		`the runs due meanwhile are skipped \(runs skipped for overlap [1-9]\d*, missed the catch-up window 0\) \| critical=0 warning=0$`)
+	require.Eventually(t, func() bool {
+		out, code = h.run("starter", "check")
+		return code == 1 && running.MatchString(strings.Split(out, "\n")[0])
+	}, 2*time.Minute, 2*time.Second, "last check: exit %d: %s", code, out)
+
+	// Two runs skipped, then analysis comes back: the stuck scan completes and
+	// the next one runs on time, but the gap is still among the recent runs.
+	require.Eventually(t, func() bool {
+		return strings.Contains(h.starter("schedule", "describe", "stuck"), "skipped for overlap 2")
+	}, 2*time.Minute, time.Second)
+	h.startWorker("analysis")
+	require.Eventually(t, func() bool {
+		reps, err := h.openStore().ScanReports(context.Background(), 0)
+		return err == nil && len(reps) >= 2
+	}, 2*time.Minute, time.Second, "the stuck scan and the next one complete")
+	out, code = h.run("starter", "check")
+	require.Equal(t, 1, code, out)
+	require.Regexp(t, `^SANWATCH WARNING - schedule stuck: no run between \S+ and \S+ \(every 1m\) `+
+		`\(runs skipped for overlap [2-9], missed the catch-up window 0\) \| critical=0 warning=0`, out)
 }

@@ -135,10 +135,14 @@ export SANWATCH_SMTP_HOST=127.0.0.1
 export SANWATCH_SMTP_PORT=$SMTP_PORT
 export SANWATCH_SMTP_RATE_PER_SECOND=${SANWATCH_SMTP_RATE_PER_SECOND:-50}
 
-echo "demo: starting Temporal dev server (UI on :$UI_PORT, state in $DEMO/temporal.db)"
+# sanwatch's search attributes (SanwatchBox, SanwatchSite, ...) are registered
+# by the dev server at start; the workers would register them too.
+read -ra search_attrs <<<"$("$BIN/starter" search-attributes --dev-server-flags)"
+[ "${#search_attrs[@]}" -gt 0 ] || fail "starter search-attributes --dev-server-flags printed nothing"
+echo "demo: starting Temporal dev server (UI on :$UI_PORT, state in $DEMO/temporal.db, search attributes ${search_attrs[*]})"
 start "the Temporal dev server" "$DEMO/temporal.log" \
   "$BIN/temporal" server start-dev --port "$TEMPORAL_PORT" --ui-port "$UI_PORT" \
-  --db-filename "$DEMO/temporal.db" --log-level error
+  --db-filename "$DEMO/temporal.db" --log-level error "${search_attrs[@]}"
 mailpit_ui=""
 if [ -x "$BIN/mailpit" ]; then
   echo "demo: starting Mailpit (SMTP :$SMTP_PORT, UI/API :$MAILPIT_PORT)"
@@ -214,6 +218,7 @@ echo
 echo "Look at it:"
 echo "  Temporal UI   http://localhost:$UI_PORT  (workflows ingest-*, their analyze children, remediate-*)"
 echo "  Schedules     Temporal UI -> Schedules -> $SCHEDULE_ID: http://localhost:$UI_PORT/namespaces/default/schedules"
+echo "  Search        Temporal UI filter, e.g. SanwatchSite = \"par1\" (bin/starter scan --selector site=par1 makes one)"
 if [ -n "$mailpit_ui" ]; then
   echo "  Mailpit       $mailpit_ui  (one email per finding)"
 elif [ -x "$BIN/mailpit" ]; then

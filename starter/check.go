@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -25,7 +26,10 @@ func (c *cli) checkCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "check",
 		Short: "Nagios/Monit check: exit 0 OK, 1 WARNING, 2 CRITICAL (open findings), 3 UNKNOWN (sanwatch unreachable)",
-		Args:  cobra.NoArgs,
+		Long: "Nagios/Monit check: exit 0 OK, 1 WARNING (open warning findings, or a scan schedule that does not scan: no\n" +
+			"completed scan for 3 intervals, a scan running longer than its interval, runs skipped recently),\n" +
+			"2 CRITICAL (open critical findings), 3 UNKNOWN (store or Temporal unreachable).",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), 20*time.Second)
 			defer cancel()
@@ -55,6 +59,7 @@ func (c *cli) check(ctx context.Context, temporal bool) (int, string) {
 	}
 	defer st.Close()
 	notifyFailing, notifyMsg := 0, ""
+	var late []string // scan schedules that do not scan as they should
 	if temporal {
 		tc, err := c.dial(ctx)
 		if err != nil {
@@ -66,6 +71,9 @@ func (c *cli) check(ctx context.Context, temporal bool) (int, string) {
 		}
 		if notifyFailing, notifyMsg, err = c.notifyFailing(ctx, tc); err != nil {
 			return checkUnknown, "SANWATCH UNKNOWN - remediations: " + err.Error()
+		}
+		if late, err = scheduleProblems(ctx, tc, c.cfg.Temporal.Namespace, time.Now()); err != nil {
+			return checkUnknown, "SANWATCH UNKNOWN - schedules: " + err.Error()
 		}
 	}
 	counts := map[finding.Severity]int{}
@@ -79,13 +87,20 @@ func (c *cli) check(ctx context.Context, temporal bool) (int, string) {
 		}
 	}
 	perf := fmt.Sprintf("critical=%d warning=%d notify_failing=%d", counts[finding.Critical], counts[finding.Warning], notifyFailing)
+	// Late schedules are a WARNING of their own, added to what findings say.
+	schedules := ""
+	if len(late) > 0 {
+		schedules = "; " + strings.Join(late, "; ")
+	}
 	switch {
 	case notifyFailing > 0:
-		return checkCritical, fmt.Sprintf("SANWATCH CRITICAL - %s | %s", notifyMsg, perf)
+		return checkCritical, fmt.Sprintf("SANWATCH CRITICAL - %s%s | %s", notifyMsg, schedules, perf)
 	case counts[finding.Critical] > 0:
-		return checkCritical, fmt.Sprintf("SANWATCH CRITICAL - %d critical, %d warning findings not acknowledged | %s", counts[finding.Critical], counts[finding.Warning], perf)
+		return checkCritical, fmt.Sprintf("SANWATCH CRITICAL - %d critical, %d warning findings not acknowledged%s | %s", counts[finding.Critical], counts[finding.Warning], schedules, perf)
 	case counts[finding.Warning] > 0:
-		return checkWarning, fmt.Sprintf("SANWATCH WARNING - %d warning findings not acknowledged | %s", counts[finding.Warning], perf)
+		return checkWarning, fmt.Sprintf("SANWATCH WARNING - %d warning findings not acknowledged%s | %s", counts[finding.Warning], schedules, perf)
+	case len(late) > 0:
+		return checkWarning, fmt.Sprintf("SANWATCH WARNING - %s | %s", strings.Join(late, "; "), perf)
 	}
 	return checkOK, "SANWATCH OK - no unacknowledged findings | " + perf
 }

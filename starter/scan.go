@@ -81,11 +81,13 @@ func (c *cli) scanCmd() *cobra.Command {
 				queueNeed{c.cfg.Queues.Analysis, enumspb.TASK_QUEUE_TYPE_ACTIVITY}); err != nil {
 				return err
 			}
+			meta := c.scanMetadata(in, "starter scan")
 			run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 				ID: id, TaskQueue: c.cfg.Queues.Main, WorkflowExecutionErrorWhenAlreadyStarted: true,
+				StaticSummary: meta.summary, StaticDetails: meta.details, TypedSearchAttributes: meta.attrs,
 			}, workflows.FleetScan, in)
 			if err != nil {
-				return fmt.Errorf("start scan: %w", err)
+				return fmt.Errorf("start scan: %w", searchAttributeHint(err))
 			}
 			fmt.Fprintf(c.stdout, "scan %s started (selector %s); progress: temporal workflow query --workflow-id %s --type %s\n",
 				id, in.Selector, id, workflows.QueryProgress)

@@ -22,7 +22,7 @@ func (c *cli) scheduleCmd() *cobra.Command {
 		Use:   "schedule",
 		Short: "Manage periodic fleet scans (Temporal Schedules; overlapping runs are skipped)",
 	}
-	cmd.AddCommand(c.scheduleCreateCmd(), c.scheduleListCmd(), c.scheduleDescribeCmd(),
+	cmd.AddCommand(c.scheduleCreateCmd(), c.scheduleListCmd(), c.scheduleDescribeCmd(), c.scheduleBackfillCmd(),
 		c.scheduleSimpleCmd("pause", "Pause a schedule", func(h client.ScheduleHandle, cmd *cobra.Command, note string) error {
 			return h.Pause(cmd.Context(), client.SchedulePauseOptions{Note: note})
 		}),
@@ -92,6 +92,7 @@ func (c *cli) scheduleCreateCmd() *cobra.Command {
 				return err
 			}
 			defer tc.Close()
+			meta := c.scanMetadata(in, "schedule "+id)
 			_, err = tc.ScheduleClient().Create(cmd.Context(), client.ScheduleOptions{
 				ID:            id,
 				Spec:          spec,
@@ -105,10 +106,13 @@ func (c *cli) scheduleCreateCmd() *cobra.Command {
 					Args:                     []any{in},
 					TaskQueue:                c.cfg.Queues.Main,
 					WorkflowExecutionTimeout: timeout, // the whole scan, across its continue-as-new runs
+					StaticSummary:            meta.summary,
+					StaticDetails:            meta.details,
+					TypedSearchAttributes:    meta.attrs,
 				},
 			})
 			if err != nil {
-				return fmt.Errorf("create schedule %s: %w", id, err)
+				return fmt.Errorf("create schedule %s: %w", id, searchAttributeHint(err))
 			}
 			fmt.Fprintf(c.stdout, "schedule %s created: FleetScan of %s, overlap policy skip, timeout %s, catch-up window %s\n",
 				id, in.Selector, timeout, catchup)
@@ -201,7 +205,8 @@ func (c *cli) scheduleDescribeCmd() *cobra.Command {
 			if a, ok := d.Schedule.Action.(*client.ScheduleWorkflowAction); ok && a.WorkflowExecutionTimeout > 0 {
 				fmt.Fprintf(w, "timeout:   %s\n", a.WorkflowExecutionTimeout)
 			}
-			fmt.Fprintf(w, "runs:      %d (skipped for overlap %d)\n", d.Info.NumActions, d.Info.NumActionsSkippedOverlap)
+			fmt.Fprintf(w, "runs:      %d (skipped for overlap %d, missed the catch-up window %d)\n",
+				d.Info.NumActions, d.Info.NumActionsSkippedOverlap, d.Info.NumActionsMissedCatchupWindow)
 			for _, r := range d.Info.RunningWorkflows {
 				fmt.Fprintf(w, "running:   %s\n", r.WorkflowID)
 			}
@@ -241,5 +246,101 @@ func (c *cli) scheduleSimpleCmd(name, short string, do func(client.ScheduleHandl
 	if name == "pause" || name == "unpause" {
 		cmd.Flags().StringVar(&note, "note", "", "why")
 	}
+	return cmd
+}
+
+// overlapPolicies are the --overlap values of `schedule backfill`.
+var overlapPolicies = []struct {
+	name   string
+	policy enumspb.ScheduleOverlapPolicy
+}{
+	{"skip", enumspb.SCHEDULE_OVERLAP_POLICY_SKIP},
+	{"buffer-one", enumspb.SCHEDULE_OVERLAP_POLICY_BUFFER_ONE},
+	{"buffer-all", enumspb.SCHEDULE_OVERLAP_POLICY_BUFFER_ALL},
+	{"cancel-other", enumspb.SCHEDULE_OVERLAP_POLICY_CANCEL_OTHER},
+	{"terminate-other", enumspb.SCHEDULE_OVERLAP_POLICY_TERMINATE_OTHER},
+	{"allow-all", enumspb.SCHEDULE_OVERLAP_POLICY_ALLOW_ALL},
+}
+
+// backfillTimeLayouts are the time forms --from and --to accept.
+var backfillTimeLayouts = []string{time.RFC3339, "2006-01-02T15:04", "2006-01-02"}
+
+// parseBackfill checks the flags of `schedule backfill` against now.
+func parseBackfill(from, to, overlap string, now time.Time) (client.ScheduleBackfill, error) {
+	var b client.ScheduleBackfill
+	parse := func(flag, v string) (time.Time, error) {
+		if v == "" {
+			return time.Time{}, fmt.Errorf("%s is required: a time such as 2026-11-24T06:00:00Z or 2026-11-24 (UTC)", flag)
+		}
+		for _, layout := range backfillTimeLayouts {
+			if t, err := time.Parse(layout, v); err == nil {
+				return t, nil
+			}
+		}
+		return time.Time{}, fmt.Errorf("%s %q: want a time such as 2026-11-24T06:00:00Z or 2026-11-24 (UTC)", flag, v)
+	}
+	var err error
+	if b.Start, err = parse("--from", from); err != nil {
+		return b, err
+	}
+	if b.End, err = parse("--to", to); err != nil {
+		return b, err
+	}
+	if !b.Start.Before(b.End) {
+		return b, fmt.Errorf("--from %s is not before --to %s", b.Start.UTC().Format(time.RFC3339), b.End.UTC().Format(time.RFC3339))
+	}
+	if b.End.After(now) {
+		return b, fmt.Errorf("--to %s is in the future: backfill runs the scans that were due in the past",
+			b.End.UTC().Format(time.RFC3339))
+	}
+	var names []string
+	for _, p := range overlapPolicies {
+		if p.name == overlap {
+			b.Overlap = p.policy
+		}
+		names = append(names, p.name)
+	}
+	if b.Overlap == enumspb.SCHEDULE_OVERLAP_POLICY_UNSPECIFIED {
+		return b, fmt.Errorf("--overlap %q: want one of %s", overlap, strings.Join(names, ", "))
+	}
+	return b, nil
+}
+
+func (c *cli) scheduleBackfillCmd() *cobra.Command {
+	var id, from, to, overlap string
+	cmd := &cobra.Command{
+		Use:   "backfill",
+		Short: "Run the scans a schedule would have run --from T --to T (e.g. after an outage)",
+		Long: "Runs, now, the scans that schedule --id had due between --from and --to (RFC 3339 such as\n" +
+			"2026-11-24T06:00:00Z, or 2026-11-24T06:00 or 2026-11-24 in UTC). --overlap buffer-all (the default)\n" +
+			"runs them one after another; skip drops those due while another scan runs.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if id == "" {
+				return fmt.Errorf("--id is required")
+			}
+			b, err := parseBackfill(from, to, overlap, time.Now())
+			if err != nil {
+				return err
+			}
+			tc, err := c.dial(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer tc.Close()
+			h := tc.ScheduleClient().GetHandle(cmd.Context(), id)
+			if err := h.Backfill(cmd.Context(), client.ScheduleBackfillOptions{Backfill: []client.ScheduleBackfill{b}}); err != nil {
+				return fmt.Errorf("backfill schedule %s: %w", id, err)
+			}
+			fmt.Fprintf(c.stdout, "schedule %s: backfill from %s to %s requested (overlap %s); `starter schedule describe %s` shows the runs\n",
+				id, b.Start.UTC().Format(time.RFC3339), b.End.UTC().Format(time.RFC3339), overlap, id)
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&id, "id", "", "schedule id (required)")
+	fl.StringVar(&from, "from", "", "start of the range (required)")
+	fl.StringVar(&to, "to", "", "end of the range (required, not in the future)")
+	fl.StringVar(&overlap, "overlap", "buffer-all", "overlap policy of the backfilled runs: skip, buffer-one, buffer-all, cancel-other, terminate-other, allow-all")
 	return cmd
 }

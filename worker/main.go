@@ -1,7 +1,8 @@
 // Command worker runs sanwatch's Temporal workers: the task queues named by
 // --queues (main, analysis, email; default all), with Prometheus /metrics,
-// /healthz and /debug/pprof on worker.metrics_addr. SIGTERM or SIGINT stops it
-// gracefully: running activities get worker.shutdown_timeout to finish.
+// /healthz and /debug/pprof on worker.metrics_addr. At start it registers
+// sanwatch's search attributes (temporal.search_attributes). SIGTERM or SIGINT
+// stops it gracefully: running activities get worker.shutdown_timeout to finish.
 package main
 
 import (
@@ -12,14 +13,18 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/sanwatch/sanwatch/config"
 	"github.com/sanwatch/sanwatch/internal/app"
 	"github.com/sanwatch/sanwatch/internal/metrics"
+	"github.com/sanwatch/sanwatch/internal/search"
 )
 
 func main() {
@@ -61,6 +66,12 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer c.Close()
+	if cfg.Temporal.SearchAttributes {
+		if err := registerSearchAttributes(ctx, c, cfg.Temporal.Namespace); err != nil {
+			return err
+		}
+		logger.Info("search attributes registered", "namespace", cfg.Temporal.Namespace)
+	}
 	acts, err := app.NewActivities(ctx, cfg, c, m, logger)
 	if err != nil {
 		return err
@@ -72,9 +83,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	for i, w := range ws {
 		if err := w.Start(); err != nil {
-			for _, started := range ws[:i] {
-				started.Stop()
-			}
+			stopAll(ws[:i])
 			return fmt.Errorf("start worker: %w", err)
 		}
 	}
@@ -103,8 +112,32 @@ func run(ctx context.Context, args []string) error {
 	return err
 }
 
-func stopAll(ws []worker.Worker) {
-	for _, w := range ws {
-		w.Stop()
+// registerSearchAttributes registers sanwatch's search attributes, which
+// remediations and scans set, and says how to do without them if the server
+// refuses (a conflicting attribute, or no permission: Temporal Cloud adds
+// them only through its UI or tcld).
+func registerSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := search.Register(ctx, c, namespace); err != nil {
+		return fmt.Errorf("register search attributes: %w (to start without them, which makes scans and "+
+			"remediations unsearchable by box, site, rule and phase, set temporal.search_attributes: false "+
+			"or SANWATCH_TEMPORAL_SEARCH_ATTRIBUTES=false)", err)
 	}
+	return nil
+}
+
+// stopAll stops the workers of every role at once and waits for all of them:
+// each Stop waits up to worker.shutdown_timeout for its running activities,
+// so stopping them one after another would take that long per role.
+func stopAll(ws []worker.Worker) {
+	var wg sync.WaitGroup
+	for _, w := range ws {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.Stop()
+		}()
+	}
+	wg.Wait()
 }
