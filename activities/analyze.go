@@ -115,7 +115,7 @@ func (a *Activities) AnalyzeShard(ctx context.Context, in AnalyzeShardInput) (Sh
 	}
 	// An external analyzer may run for longer than the heartbeat timeout
 	// on one box: a ticker heartbeats the progress so far while it does.
-	alive := keepAlive(ctx, shardProgress{Next: start, Result: res})
+	alive := keepAlive(ctx, shardProgress{Next: start, Result: res.snapshot()})
 	defer alive.stop()
 	for i := start; i < len(in.Boxes); i++ {
 		if err := ctx.Err(); err != nil {
@@ -140,7 +140,8 @@ func (a *Activities) AnalyzeShard(ctx context.Context, in AnalyzeShardInput) (Sh
 		if !in.CountsOnly {
 			res.Findings = append(res.Findings, refs...)
 		}
-		p := shardProgress{Next: i + 1, Result: res}
+		// A copy: the ticker's goroutine encodes it while this one counts on.
+		p := shardProgress{Next: i + 1, Result: res.snapshot()}
 		alive.set(p)
 		activity.RecordHeartbeat(ctx, p)
 	}
@@ -200,6 +201,12 @@ func (l *liveness) stop() {
 	default:
 		close(l.done)
 	}
+}
+
+// snapshot is a copy of r that shares no map with it.
+func (r ShardResult) snapshot() ShardResult {
+	r.BySeverity = maps.Clone(r.BySeverity)
+	return r
 }
 
 type shardProgress struct {

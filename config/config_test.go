@@ -68,7 +68,7 @@ func TestDefaultsRunLocallyWithNoFile(t *testing.T) {
 	require.Equal(t, "fleet.yaml", c.Inventory)
 	require.Equal(t, "config/advisories.yaml", c.Advisories)
 	require.Equal(t, Ingest{Roots: []string{"."}, MaxRejectRatio: 0.5, MaxFutureSkew: time.Hour, ChunkRows: 5000, MaxErrors: 20}, c.Ingest)
-	require.Equal(t, Analysis{Window: 48 * time.Hour, ShardSize: 100, MaxInFlight: 4, ShardDeadline: time.Hour}, c.Analysis)
+	require.Equal(t, Analysis{Window: 48 * time.Hour, ShardSize: 100, MaxInFlight: 4, ShardDeadline: 30 * time.Minute}, c.Analysis)
 	require.Equal(t, analysis.DefaultThresholds(), c.Rules)
 	require.Empty(t, c.Overrides)
 	require.Empty(t, c.External)

@@ -47,7 +47,7 @@ var keys = []key{
 	{"analysis.window", 48 * time.Hour},
 	{"analysis.shard_size", 100},
 	{"analysis.max_in_flight", 4},
-	{"analysis.shard_deadline", time.Hour},
+	{"analysis.shard_deadline", 30 * time.Minute},
 	{"worker.queues", []string{QueueMain, QueueAnalysis, QueueEmail}},
 	{"worker.metrics_addr", "127.0.0.1:9090"},
 	{"worker.analysis_concurrency", 2},

@@ -99,6 +99,9 @@ func TestScheduleTriggersScans(t *testing.T) {
 	out, code = h.run("starter", "schedule", "create", "--id", "x", "--every", "15m", "--cron", "0 * * * *")
 	require.Equal(t, 1, code)
 	require.Contains(t, out, "give exactly one of --every")
+	out, code = h.run("starter", "schedule", "create", "--id", "x", "--every", "5m")
+	require.Equal(t, 1, code)
+	require.Contains(t, out, "--timeout 15m0s must be longer than analysis.shard_deadline (30m0s)")
 	out, code = h.run("starter", "scan", "--selector", "color=blue")
 	require.Equal(t, 1, code)
 	require.Contains(t, out, `unknown key "color"`)
@@ -167,7 +170,7 @@ func TestCheckWarnsOnStuckSchedule(t *testing.T) {
 	writeFleet(t, h)
 	w := h.startWorker("main,email")
 	require.Eventually(t, func() bool { return strings.Contains(w.Output(), "worker started") }, 30*time.Second, 50*time.Millisecond)
-	h.starter("schedule", "create", "--id", "stuck", "--every", "1m", "--timeout", "10m", "--no-remediate")
+	h.starter("schedule", "create", "--id", "stuck", "--every", "1m", "--timeout", "10m", "--no-remediate", "--set", "analysis.shard_deadline=5m")
 	h.starter("schedule", "trigger", "stuck")
 
 	out, code := h.run("starter", "check")

@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/sanwatch/sanwatch/activities"
+	"github.com/sanwatch/sanwatch/internal/email"
 	"github.com/sanwatch/sanwatch/internal/finding"
 	"github.com/sanwatch/sanwatch/internal/search"
 	"github.com/sanwatch/sanwatch/workflows"
@@ -208,6 +209,8 @@ func listRemediations(ctx context.Context, tc client.Client, f remediationFilter
 // describePending fills in the activity a running remediation waits on and,
 // without search attributes, its phase and severity from the state query.
 func describePending(ctx context.Context, tc client.Client, r *remediationRow, queryState bool) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	if queryState {
 		if v, err := tc.QueryWorkflow(ctx, r.WorkflowID, "", workflows.QueryState); err == nil {
 			var st workflows.RemediationState
@@ -218,12 +221,14 @@ func describePending(ctx context.Context, tc client.Client, r *remediationRow, q
 	}
 	d, err := tc.DescribeWorkflowExecution(ctx, r.WorkflowID, "")
 	if err != nil {
+		r.Pending = "? (describe: " + workflows.ErrorMessage(err) + ")"
 		return
 	}
 	for _, pa := range d.GetPendingActivities() {
 		r.Pending = pa.GetActivityType().GetName()
 		r.Attempt = pa.GetAttempt()
-		r.LastFailure = pa.GetLastFailure().GetMessage()
+		// No addresses in a table that ends up in tickets and chat.
+		r.LastFailure = email.RedactAddresses(pa.GetLastFailure().GetMessage())
 		if r.LastFailure != "" {
 			break
 		}

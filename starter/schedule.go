@@ -83,6 +83,12 @@ func (c *cli) scheduleCreateCmd() *cobra.Command {
 			if timeout < time.Minute || catchup < time.Minute {
 				return fmt.Errorf("--timeout %s, --catchup-window %s: want at least 1m each", timeout, catchup)
 			}
+			// A shard that no analysis worker takes fails at its deadline and
+			// the scan saves its report; a run timeout before that would end
+			// the scan with nothing saved.
+			if sd := c.cfg.Analysis.ShardDeadline; timeout <= sd {
+				return fmt.Errorf("--timeout %s must be longer than analysis.shard_deadline (%s), so a scan whose shards no worker takes still ends with a report; raise --timeout or lower analysis.shard_deadline", timeout, sd)
+			}
 			in, err := f.input()
 			if err != nil {
 				return err

@@ -146,11 +146,33 @@ func Remediate(ctx workflow.Context, in RemediateInput) (RemediationState, error
 		return RemediationState{}, temporal.NewNonRetryableApplicationError("input fingerprint is empty", activities.ErrTypeInvalidInput, nil)
 	}
 	v2 := workflow.GetVersion(ctx, changeRemediateV2, workflow.DefaultVersion, 1) >= 1
+	r := &remediation{ctx: ctx, v2: v2}
+	if v2 {
+		// Handlers first, before anything that may block, so an update in
+		// the first workflow task of a run (right after continue-as-new)
+		// is not refused as unknown.
+		if err := r.init(in); err != nil {
+			return r.st, err
+		}
+	}
 	s, err := loadSettings(ctx)
 	if err != nil {
 		return RemediationState{}, err
 	}
-	r := &remediation{ctx: ctx, s: s, v2: v2}
+	r.s = s
+	if v2 {
+		return r.runV2(in)
+	}
+	if err := r.init(in); err != nil {
+		return r.st, err
+	}
+	return r.run(in)
+}
+
+// init sets the state from the input and registers the query, signal
+// channels and (v2) update handlers.
+func (r *remediation) init(in RemediateInput) error {
+	ctx := r.ctx
 	if in.State != nil {
 		r.st = *in.State
 	} else {
@@ -158,13 +180,13 @@ func Remediate(ctx workflow.Context, in RemediateInput) (RemediationState, error
 	}
 	r.st.Runs++
 	if err := workflow.SetQueryHandler(ctx, QueryState, func() (RemediationState, error) { return r.st, nil }); err != nil {
-		return r.st, fmt.Errorf("set query handler: %w", err)
+		return fmt.Errorf("set query handler: %w", err)
 	}
 	r.evidence = workflow.GetSignalChannel(ctx, SignalEvidence)
 	r.ack = workflow.GetSignalChannel(ctx, SignalAck)
 	r.resolve = workflow.GetSignalChannel(ctx, SignalResolve)
-	if !v2 {
-		return r.run(in)
+	if !r.v2 {
+		return nil
 	}
 	r.requests = workflow.NewBufferedChannel(ctx, 1000)
 	for _, u := range []struct {
@@ -177,10 +199,10 @@ func Remediate(ctx workflow.Context, in RemediateInput) (RemediationState, error
 			},
 			workflow.UpdateHandlerOptions{Validator: r.validateUpdate})
 		if err != nil {
-			return r.st, fmt.Errorf("set update handler %s: %w", u.name, err)
+			return fmt.Errorf("set update handler %s: %w", u.name, err)
 		}
 	}
-	return r.runV2(in)
+	return nil
 }
 
 // remediation is the running state machine of one Remediate run.

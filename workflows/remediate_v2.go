@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/sanwatch/sanwatch/activities"
+	"github.com/sanwatch/sanwatch/internal/email"
 	"github.com/sanwatch/sanwatch/internal/finding"
 	"github.com/sanwatch/sanwatch/internal/search"
 )
@@ -36,10 +37,8 @@ func (r *remediation) runV2(in RemediateInput) (RemediationState, error) {
 		r.send(activities.EmailNotify, "")
 	}
 	for {
-		if err := ctx.Err(); err != nil {
-			// Cancelled (`temporal workflow cancel`): the follow-up stops;
-			// the finding keeps its status in the store.
-			return r.st, temporal.NewCanceledError(r.st.Phase)
+		if ctx.Err() != nil {
+			return r.cancelled()
 		}
 		r.settle()
 		r.describe()
@@ -53,6 +52,9 @@ func (r *remediation) runV2(in RemediateInput) (RemediationState, error) {
 			if !r.quiesce() {
 				continue
 			}
+			if ctx.Err() != nil {
+				return r.cancelled()
+			}
 			return r.st, nil
 		}
 		info := workflow.GetInfo(ctx)
@@ -64,12 +66,34 @@ func (r *remediation) runV2(in RemediateInput) (RemediationState, error) {
 			if !r.quiesce() {
 				continue
 			}
+			if ctx.Err() != nil {
+				return r.cancelled()
+			}
 			st := r.st
 			return st, workflow.NewContinueAsNewError(ctx, Remediate, RemediateInput{Fingerprint: st.Fingerprint, State: &st})
 		}
 		next, what := r.nextDeadline(workflow.Now(ctx))
 		r.waitV2(next, what)
 	}
+}
+
+// cancelled ends a cancelled run (`temporal workflow cancel`): the
+// follow-up stops, the finding keeps its status in the store, and updates
+// waiting for an answer get one.
+func (r *remediation) cancelled() (RemediationState, error) {
+	for {
+		var req *request
+		if !r.requests.ReceiveAsync(&req) {
+			break
+		}
+		r.pendingResolves = append(r.pendingResolves, req)
+	}
+	r.verifyOutcome = UpdateResult{Phase: r.st.Phase, Message: "the remediation was cancelled"}
+	r.finishResolves()
+	dctx, cancel := workflow.NewDisconnectedContext(r.ctx)
+	defer cancel()
+	_ = workflow.Await(dctx, func() bool { return workflow.AllHandlersFinished(dctx) })
+	return r.st, temporal.NewCanceledError(r.st.Phase)
 }
 
 // quiesce waits for the update handlers to finish and reports whether the
@@ -93,7 +117,11 @@ func (r *remediation) settle() {
 		got := r.applyPending()
 		if r.resolveRequested {
 			r.resolveRequested = false
-			r.verify(true)
+			// A second resolve that arrived while the first one resolved
+			// is answered by it: no second verification, no second email.
+			if r.st.Phase != PhaseResolved {
+				r.verify(true)
+			}
 			r.finishResolves()
 			continue
 		}
@@ -235,7 +263,11 @@ func (r *remediation) finishResolves() {
 func (r *remediation) onUpdate(ctx workflow.Context, sig AckSignal, resolve bool) (UpdateResult, error) {
 	req := &request{sig: sig, resolve: resolve}
 	r.requests.Send(ctx, req)
-	if err := workflow.Await(ctx, func() bool { return req.done }); err != nil {
+	// Awaited on a disconnected context: a cancelled remediation still
+	// answers (see cancelled).
+	dctx, cancel := workflow.NewDisconnectedContext(ctx)
+	defer cancel()
+	if err := workflow.Await(dctx, func() bool { return req.done }); err != nil {
 		return UpdateResult{}, err
 	}
 	return req.result, nil
@@ -276,7 +308,7 @@ func (r *remediation) describe() {
 	st := r.st
 	details := fmt.Sprintf("**%s** · severity %s · %d emails sent · %d detections", st.Phase, orDash(string(st.Severity)), st.EmailsSent, st.Detections)
 	if st.LastError != "" {
-		details += "\n\nlast error: " + st.LastError
+		details += "\n\nlast error: " + email.RedactAddresses(st.LastError)
 	}
 	workflow.SetCurrentDetails(r.ctx, details)
 	if !r.s.SearchAttributes {

@@ -295,3 +295,29 @@ func TestRemediateNeverNotifiedStaysNotifying(t *testing.T) {
 	env.ExecuteWorkflow(Remediate, RemediateInput{Fingerprint: fp})
 	require.Empty(t, log.Kinds())
 }
+
+// Two resolves close together: the second arrives while the first one's
+// verification runs. One verification answers both: one "Resolved:" email,
+// one resolved status (found by review).
+func TestRemediateTwoResolvesResolveOnce(t *testing.T) {
+	env, log, statuses := remediateEnvWith(t, remediateMocks{present: func() bool { return false }, verifyTakes: 2 * time.Minute})
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalResolve, AckSignal{By: "alice"}) }, 30*time.Minute)
+	var second updateAnswer
+	env.RegisterDelayedCallback(func() { sendUpdate(env, UpdateResolve, AckSignal{By: "bob"}, &second) }, 31*time.Minute)
+	env.ExecuteWorkflow(Remediate, RemediateInput{Fingerprint: fp})
+	require.NoError(t, env.GetWorkflowError())
+	require.Equal(t, []string{"notify", "resolved"}, log.Kinds())
+	require.Equal(t, []finding.Status{finding.StatusOpen, finding.StatusAcknowledged, finding.StatusResolved}, *statuses)
+	require.Equal(t, PhaseResolved, second.result.Phase, "%+v", second)
+}
+
+// An update cancelled mid-wait gets an answer, and the run ends cancelled.
+func TestRemediateCancelAnswersWaitingUpdates(t *testing.T) {
+	env, _, _ := remediateEnvWith(t, remediateMocks{present: func() bool { return true }, verifyTakes: 10 * time.Minute})
+	var res updateAnswer
+	env.RegisterDelayedCallback(func() { sendUpdate(env, UpdateResolve, AckSignal{By: "bob"}, &res) }, 30*time.Minute)
+	env.RegisterDelayedCallback(env.CancelWorkflow, 35*time.Minute)
+	env.ExecuteWorkflow(Remediate, RemediateInput{Fingerprint: fp})
+	require.True(t, temporal.IsCanceledError(env.GetWorkflowError()), "%v", env.GetWorkflowError())
+	require.NotEmpty(t, res.result.Message, "the waiting update was answered: %+v", res)
+}

@@ -74,7 +74,14 @@ func Register(ctx context.Context, c client.Client, namespace string) error {
 		return fmt.Errorf("list search attributes of namespace %q: %w", namespace, err)
 	}
 	missing := map[string]enumspb.IndexedValueType{}
-	for name, typ := range Attributes() {
+	want := Attributes()
+	names := make([]string, 0, len(want))
+	for n := range want {
+		names = append(names, n)
+	}
+	sort.Strings(names) // the first conflict named is always the same one
+	for _, name := range names {
+		typ := want[name]
 		got, ok := have.GetCustomAttributes()[name]
 		if !ok {
 			missing[name] = typ
