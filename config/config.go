@@ -39,6 +39,7 @@ type Config struct {
 	Worker      Worker                         `yaml:"worker"`
 	SMTP        SMTP                           `yaml:"smtp"`
 	Remediation Remediation                    `yaml:"remediation"`
+	Codec       Codec                          `yaml:"codec"`
 	Log         Log                            `yaml:"log"`
 }
 
@@ -124,6 +125,7 @@ type Worker struct {
 	EmailConcurrency    int           `yaml:"email_concurrency"`    // concurrent email activities
 	WorkflowConcurrency int           `yaml:"workflow_concurrency"` // concurrent workflow tasks; 0: SDK default
 	ShutdownTimeout     time.Duration `yaml:"shutdown_timeout"`     // how long running activities get on stop
+	PprofAddr           string        `yaml:"pprof_addr"`           // host:port of /debug/pprof, loopback only; empty: off
 	// DeploymentName and BuildID opt the worker into Worker Versioning
 	// (both set) as that version of the deployment; empty: unversioned.
 	DeploymentName string `yaml:"deployment_name"`
@@ -151,6 +153,21 @@ type SMTP struct {
 	RetryFor           time.Duration `yaml:"retry_for"`       // how long a temporary failure is retried
 	DefaultOwner       string        `yaml:"default_owner"`   // recipient for boxes without owners; empty: none
 	InsecureSkipVerify bool          `yaml:"insecure_skip_verify"`
+	CAFile             string        `yaml:"ca_file"`              // CA bundle (PEM) that signs the relay's certificate; empty: system roots
+	ServerName         string        `yaml:"server_name"`          // name verified in the relay's certificate; empty: host
+	AllowInsecureAuth  bool          `yaml:"allow_insecure_auth"`  // allow credentials over smtp.tls none
+	Auth               string        `yaml:"auth"`                 // "" (plain/login when username is set) or xoauth2
+	OAuth2TokenFile    string        `yaml:"oauth2_token_file"`    // xoauth2: file holding the access token
+	OAuth2TokenCommand string        `yaml:"oauth2_token_command"` // xoauth2: command that prints the access token
+}
+
+// Codec configures payload encryption and the codec server (codec.*).
+type Codec struct {
+	KeysFile      string   `yaml:"keys_file"`       // file of "id:base64-key" lines; the first encrypts
+	Keys          string   `yaml:"keys"`            // secret: the same, comma-separated (SANWATCH_CODEC_KEYS)
+	ServerAddr    string   `yaml:"server_addr"`     // host:port of `starter codec-server`
+	AuthTokenFile string   `yaml:"auth_token_file"` // file holding the codec server's bearer token
+	CORSOrigins   []string `yaml:"cors_origins"`    // origins allowed to call the codec server (the Temporal UI)
 }
 
 // SMTP TLS modes.
@@ -207,6 +224,7 @@ func (c *Config) ThresholdsFor(box string) analysis.Thresholds {
 func (c *Config) YAML() string {
 	r := *c
 	r.Temporal.APIKey = redact(c.Temporal.APIKey)
+	r.Codec.Keys = redact(c.Codec.Keys)
 	r.Store.DSN = redact(c.Store.DSN)
 	r.SMTP.Password = redact(c.SMTP.Password)
 	out, err := yaml.Marshal(&r)

@@ -54,6 +54,7 @@ var keys = []key{
 	{"worker.email_concurrency", 4},
 	{"worker.workflow_concurrency", 0},
 	{"worker.shutdown_timeout", 30 * time.Second},
+	{"worker.pprof_addr", ""},
 	{"worker.deployment_name", ""},
 	{"worker.build_id", ""},
 	{"smtp.host", "127.0.0.1"},
@@ -68,6 +69,12 @@ var keys = []key{
 	{"smtp.retry_for", time.Hour},
 	{"smtp.default_owner", ""},
 	{"smtp.insecure_skip_verify", false},
+	{"smtp.ca_file", ""},
+	{"smtp.server_name", ""},
+	{"smtp.allow_insecure_auth", false},
+	{"smtp.auth", ""},
+	{"smtp.oauth2_token_file", ""},
+	{"smtp.oauth2_token_command", ""},
 	{"remediation.enabled", true},
 	{"remediation.min_severity", "warning"},
 	{"remediation.reminder", 24 * time.Hour},
@@ -75,6 +82,11 @@ var keys = []key{
 	{"remediation.resolve_after", 6 * time.Hour},
 	{"remediation.verify_every", time.Hour},
 	{"remediation.notify_failing_after", time.Hour},
+	{"codec.keys_file", ""},
+	{"codec.keys", ""},
+	{"codec.server_addr", "127.0.0.1:8081"},
+	{"codec.auth_token_file", ""},
+	{"codec.cors_origins", []string{"http://127.0.0.1:8233", "http://localhost:8233"}},
 	{"log.level", "info"},
 	{"log.format", "text"},
 }
@@ -85,9 +97,10 @@ const (
 	keyDSN          = "store.dsn"
 	keyPassword     = "smtp.password"
 	keyPasswordFile = "smtp.password_file"
+	keyCodecKeys    = "codec.keys"
 )
 
-var secretKeys = map[string]bool{keyAPIKey: true, keyDSN: true, keyPassword: true}
+var secretKeys = map[string]bool{keyAPIKey: true, keyDSN: true, keyPassword: true, keyCodecKeys: true}
 
 // Special sections, not in keys.
 const (
