@@ -18,6 +18,8 @@ import (
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/server/temporaltest"
+
+	"github.com/sanwatch/sanwatch/internal/search"
 )
 
 // Server modes (-server): where the Temporal server of a section runs.
@@ -56,11 +58,27 @@ type temporal struct {
 
 // startServer starts a Temporal server of the given mode (inprocess or
 // external) and returns it with a client of its "default" namespace.
+// Like a worker at start, it registers sanwatch's search attributes.
 func startServer(ctx context.Context, o options, mode string) (*temporal, error) {
+	var t *temporal
+	var err error
 	if mode == serverExternal {
-		return startExternal(ctx, o.temporalCLI)
+		t, err = startExternal(ctx, o.temporalCLI)
+	} else {
+		t, err = startInProcess()
 	}
-	return startInProcess()
+	if err != nil {
+		return nil, err
+	}
+	ns := "default"
+	if t.ts != nil {
+		ns = t.ts.GetDefaultNamespace()
+	}
+	if err := search.Register(ctx, t.c, ns); err != nil {
+		t.stop()
+		return nil, err
+	}
+	return t, nil
 }
 
 // startInProcess starts an in-process Temporal server (temporaltest without a
