@@ -75,6 +75,9 @@ type harness struct {
 type harnessOptions struct {
 	extraYAML string // appended to the generated sanwatch.yaml
 	postgres  bool   // use the PostgreSQL store (a fresh schema) instead of SQLite
+	// noSearchAttributes leaves the namespace without sanwatch's search
+	// attributes (tests of their registration).
+	noSearchAttributes bool
 	// suggestContinueAsNewAt, when set, is the history length at which the
 	// server suggests continuing as new (its default is 4096 events).
 	suggestContinueAsNewAt int
@@ -92,7 +95,9 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	ts := temporaltest.NewServer(opts...)
 	h := &harness{t: t, ts: ts, c: ts.GetDefaultClient(), dir: t.TempDir(), smtp: smtptest.Start(t)}
 	// As a worker does at start: sanwatch's search attributes on the namespace.
-	require.NoError(t, search.Register(context.Background(), h.c, ts.GetDefaultNamespace()))
+	if !o.noSearchAttributes {
+		require.NoError(t, search.Register(context.Background(), h.c, ts.GetDefaultNamespace()))
+	}
 	h.cfgPath = filepath.Join(h.dir, "sanwatch.yaml")
 	storeYAML := fmt.Sprintf("driver: sqlite\n  path: %s", filepath.Join(h.dir, "sanwatch.db"))
 	if o.postgres {

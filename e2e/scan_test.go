@@ -178,7 +178,7 @@ func TestCheckWarnsOnStuckSchedule(t *testing.T) {
 	require.Equal(t, "SANWATCH OK - no unacknowledged findings | critical=0 warning=0 notify_failing=0", strings.TrimSpace(out))
 
 	running := regexp.MustCompile(`^SANWATCH WARNING - schedule stuck: scan scan-stuck-\S+ running for 1m\d+s, longer than its interval 1m: ` +
-		`the runs due meanwhile are skipped \(runs skipped for overlap [1-9]\d*, missed the catch-up window 0\) \| critical=0 warning=0$`)
+		`the runs due meanwhile are skipped \(runs skipped for overlap [1-9]\d*, missed the catch-up window 0\) \| critical=0 warning=0 notify_failing=0$`)
 	require.Eventually(t, func() bool {
 		out, code = h.run("starter", "check")
 		return code == 1 && running.MatchString(strings.Split(out, "\n")[0])
@@ -197,5 +197,5 @@ func TestCheckWarnsOnStuckSchedule(t *testing.T) {
 	out, code = h.run("starter", "check")
 	require.Equal(t, 1, code, out)
 	require.Regexp(t, `^SANWATCH WARNING - schedule stuck: no run between \S+ and \S+ \(every 1m\) `+
-		`\(runs skipped for overlap [2-9], missed the catch-up window 0\) \| critical=0 warning=0`, out)
+		`\(runs skipped for overlap [2-9], missed the catch-up window 0\) \| critical=0 warning=0 notify_failing=0`, out)
 }

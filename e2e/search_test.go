@@ -48,7 +48,7 @@ func TestWorkerRegistersSearchAttributes(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHarness(t, harnessOptions{})
+			h := newHarness(t, harnessOptions{noSearchAttributes: true})
 			writeFleet(t, h)
 			if tc.conflict {
 				_, err := h.c.OperatorService().AddSearchAttributes(context.Background(), &operatorservice.AddSearchAttributesRequest{
