@@ -481,9 +481,9 @@ func TestAddFlags(t *testing.T) {
 		})
 	}
 	isolate(t)
-	c, err := Load(LoadOptions{Env: noEnv, Flags: flags(t,
+	c, err := Load(LoadOptions{Env: envOf(map[string]string{"SANWATCH_STORE_DSN": "postgres://db/x"}), Flags: flags(t,
 		"--temporal-address", "temporal:7233", "--namespace", "prod", "--store-driver", "postgres",
-		"--set", "store.dsn=postgres://db/x", "--data-dir", "/srv/data", "--inventory", "/etc/sanwatch/fleet.yaml",
+		"--data-dir", "/srv/data", "--inventory", "/etc/sanwatch/fleet.yaml",
 		"--set", "worker.queues=analysis", "--set", "smtp.insecure_skip_verify=true")})
 	require.NoError(t, err)
 	require.Equal(t, "temporal:7233", c.Temporal.Address)
@@ -627,4 +627,108 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		e := &ValidationError{Key: "store.dsn", Value: dsn, Allowed: "must be a URL"}
 		require.Equal(t, `config: store.dsn = "<redacted>": must be a URL`, e.Error())
 	})
+}
+
+// TestSecretsRefusedOnSet: no secret can be put on the command line, where
+// every user of the machine sees it (ps, /proc/PID/cmdline, /debug/pprof/cmdline)
+// and the shell keeps it; the error says where to put it instead and does
+// not echo the value.
+func TestSecretsRefusedOnSet(t *testing.T) {
+	const value = "SECRET-VALUE-4711"
+	tests := []struct {
+		key  string
+		want string
+	}{
+		{key: "temporal.api_key",
+			want: `config: temporal.api_key: set it with SANWATCH_TEMPORAL_API_KEY, temporal.api_key_file or the config file, not with --set`},
+		{key: "store.dsn",
+			want: `config: store.dsn: set it with SANWATCH_STORE_DSN, store.dsn_file or the config file, not with --set`},
+		{key: "smtp.password",
+			want: `config: smtp.password: set it with SANWATCH_SMTP_PASSWORD or smtp.password_file, not with --set`},
+		{key: "codec.keys",
+			want: `config: codec.keys: set it with SANWATCH_CODEC_KEYS or codec.keys_file, not with --set`},
+		{key: "STORE.DSN",
+			want: `config: store.dsn: set it with SANWATCH_STORE_DSN, store.dsn_file or the config file, not with --set`},
+		{key: " smtp.password ",
+			want: `config: smtp.password: set it with SANWATCH_SMTP_PASSWORD or smtp.password_file, not with --set`},
+	}
+	covered := map[string]bool{}
+	for _, tc := range tests {
+		t.Run(tc.key, func(t *testing.T) {
+			isolate(t)
+			covered[strings.ToLower(strings.TrimSpace(tc.key))] = true
+			_, err := Load(LoadOptions{Env: noEnv, Flags: flags(t, "--set", tc.key+"="+value)})
+			require.EqualError(t, err, tc.want)
+			require.NotContains(t, err.Error(), value)
+		})
+	}
+	t.Run("every secret key is covered", func(t *testing.T) {
+		for k := range secretKeys {
+			require.True(t, covered[k], "secret key %s has no --set case", k)
+		}
+	})
+}
+
+// TestSecretFiles: temporal.api_key, store.dsn and smtp.password can each
+// come from a file (a mounted secret), and from one place only.
+func TestSecretFiles(t *testing.T) {
+	const (
+		apiKey = "tk-FILE-API-KEY"
+		dsn    = "postgres://sanwatch:FILE-PG-PW@db:5432/sanwatch"
+	)
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
+		return p
+	}
+	apiKeyFile := write("api-key", apiKey+"\n")
+	dsnFile := write("dsn", dsn+"\r\n")
+	missing := filepath.Join(dir, "missing")
+	tests := []struct {
+		name       string
+		file       string
+		env        map[string]string
+		wantAPIKey string
+		wantDSN    string
+		wantErr    string
+	}{
+		{name: "api key and dsn from files", wantAPIKey: apiKey, wantDSN: dsn,
+			env: map[string]string{"SANWATCH_TEMPORAL_API_KEY_FILE": apiKeyFile, "SANWATCH_STORE_DRIVER": "postgres", "SANWATCH_STORE_DSN_FILE": dsnFile}},
+		{name: "file keys in the config file", wantAPIKey: apiKey, wantDSN: dsn,
+			file: "temporal:\n  api_key_file: " + apiKeyFile + "\nstore:\n  driver: postgres\n  dsn_file: " + dsnFile + "\n"},
+		{name: "dsn from env and file",
+			env:     map[string]string{"SANWATCH_STORE_DSN": dsn, "SANWATCH_STORE_DSN_FILE": dsnFile},
+			wantErr: `config: store.dsn: set either SANWATCH_STORE_DSN or store.dsn_file, not both`},
+		{name: "api key in the config file and a file",
+			file:    "temporal:\n  api_key: " + apiKey + "\n  api_key_file: " + apiKeyFile + "\n",
+			wantErr: `config: temporal.api_key: set either temporal.api_key in the config file or temporal.api_key_file, not both`},
+		{name: "dsn file missing",
+			env:     map[string]string{"SANWATCH_STORE_DSN_FILE": missing},
+			wantErr: `config: store.dsn_file = "` + missing + `": must be a readable file (no such file or directory)`},
+		{name: "codec keys not in the config file", file: "codec:\n  keys: " + apiKey + "\n",
+			wantErr: `config: codec.keys: set it with SANWATCH_CODEC_KEYS or codec.keys_file, not in the config file`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := isolate(t)
+			if tc.file != "" {
+				require.NoError(t, os.WriteFile(filepath.Join(d, FileName), []byte(tc.file), 0o600))
+			}
+			c, err := Load(LoadOptions{Env: envOf(tc.env)})
+			if tc.wantErr != "" {
+				require.EqualError(t, err, tc.wantErr)
+				require.NotContains(t, err.Error(), "FILE-PG-PW")
+				require.NotContains(t, err.Error(), apiKey)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.wantAPIKey, c.Temporal.APIKey)
+			require.Equal(t, tc.wantDSN, c.Store.DSN)
+			out := c.YAML()
+			require.NotContains(t, out, apiKey)
+			require.NotContains(t, out, "FILE-PG-PW")
+			require.Contains(t, out, "dsn_file: "+dsnFile)
+		})
+	}
 }
