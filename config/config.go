@@ -181,6 +181,12 @@ const (
 	SMTPTLSImplicit = "tls"
 )
 
+// SMTP authentication mechanisms, the allowed values of smtp.auth besides
+// "" (PLAIN or LOGIN with smtp.username and the password).
+const (
+	SMTPAuthXOAUTH2 = "xoauth2"
+)
+
 // Remediation times the follow-up of a finding (remediation.*).
 type Remediation struct {
 	Enabled       bool          `yaml:"enabled"`        // start a Remediate workflow per finding
