@@ -37,20 +37,14 @@ func main() {
 	}
 }
 
-// Flag names of the worker besides config.AddFlags's.
-const (
-	flagQueues      = "queues"
-	flagMetricsAddr = "metrics-addr"
-)
-
 // newFlagSet returns the worker's flags: config.AddFlags's, --queues and
 // --metrics-addr. No flag takes a secret (see config: secrets are refused
 // on --set).
 func newFlagSet() *pflag.FlagSet {
 	fs := pflag.NewFlagSet("worker", pflag.ContinueOnError)
 	config.AddFlags(fs)
-	fs.String(flagQueues, "", "comma-separated queue roles to serve: main, analysis, email (default: worker.queues, all)")
-	fs.String(flagMetricsAddr, "", "address of /metrics and /healthz (default: worker.metrics_addr)")
+	fs.String("queues", "", "comma-separated queue roles to serve: main, analysis, email (default: worker.queues, all)")
+	fs.String("metrics-addr", "", "address of /metrics and /healthz (default: worker.metrics_addr)")
 	return fs
 }
 
@@ -62,10 +56,10 @@ func run(ctx context.Context, args []string) error {
 		}
 		return err
 	}
-	if q, _ := fs.GetString(flagQueues); q != "" {
+	if q, _ := fs.GetString("queues"); q != "" {
 		_ = fs.Set(config.FlagSet, "worker.queues="+q)
 	}
-	if a, _ := fs.GetString(flagMetricsAddr); a != "" {
+	if a, _ := fs.GetString("metrics-addr"); a != "" {
 		_ = fs.Set(config.FlagSet, "worker.metrics_addr="+a)
 	}
 	cfg, err := config.Load(config.LoadOptions{Flags: fs})
