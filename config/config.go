@@ -48,7 +48,9 @@ type Temporal struct {
 	Address   string `yaml:"address"`   // host:port of the frontend
 	Namespace string `yaml:"namespace"` // Temporal namespace
 	APIKey    string `yaml:"api_key"`   // secret; empty for none
-	TLS       TLS    `yaml:"tls"`
+	// APIKeyFile names a file holding the API key (a mounted secret).
+	APIKeyFile string `yaml:"api_key_file"`
+	TLS        TLS    `yaml:"tls"`
 	// SearchAttributes registers sanwatch's search attributes at worker start
 	// and sets them on workflows; false where the namespace cannot take them.
 	SearchAttributes bool `yaml:"search_attributes"`
@@ -75,6 +77,8 @@ type Store struct {
 	Driver string `yaml:"driver"` // "sqlite" or "postgres"
 	Path   string `yaml:"path"`   // sqlite file
 	DSN    string `yaml:"dsn"`    // postgres connection string; secret
+	// DSNFile names a file holding the DSN (a mounted secret).
+	DSNFile string `yaml:"dsn_file"`
 }
 
 // Store drivers.
@@ -177,6 +181,12 @@ const (
 	SMTPTLSImplicit = "tls"
 )
 
+// SMTP authentication mechanisms, the allowed values of smtp.auth besides
+// "" (PLAIN or LOGIN with smtp.username and the password).
+const (
+	SMTPAuthXOAUTH2 = "xoauth2"
+)
+
 // Remediation times the follow-up of a finding (remediation.*).
 type Remediation struct {
 	Enabled       bool          `yaml:"enabled"`        // start a Remediate workflow per finding
@@ -219,8 +229,8 @@ func (c *Config) ThresholdsFor(box string) analysis.Thresholds {
 }
 
 // YAML returns the effective configuration as YAML, loadable again, with
-// every non-empty secret (temporal.api_key, store.dsn, smtp.password)
-// replaced by "<redacted>".
+// every non-empty secret (temporal.api_key, store.dsn, smtp.password,
+// codec.keys) replaced by "<redacted>".
 func (c *Config) YAML() string {
 	r := *c
 	r.Temporal.APIKey = redact(c.Temporal.APIKey)

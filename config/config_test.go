@@ -1,7 +1,14 @@
 package config
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -99,6 +106,8 @@ func TestFileIsSearchedInWorkingDirectory(t *testing.T) {
 func TestValidationErrors(t *testing.T) {
 	isolate(t)
 	missing := filepath.Join(t.TempDir(), "missing.pem")
+	notPEM := writeFile(t, "not.pem", "not a certificate\n")
+	caPEM := writeFile(t, "ca.pem", testCAPEM(t))
 	tests := []struct {
 		name string
 		file string            // content of sanwatch.yaml; empty: no file
@@ -229,6 +238,20 @@ func TestValidationErrors(t *testing.T) {
 			want: `config: worker.queues = "cpu": must be main, analysis or email`},
 		{name: "bad metrics addr", file: "worker:\n  metrics_addr: localhost\n",
 			want: `config: worker.metrics_addr = "localhost": must be host:port`},
+		{name: "pprof on all interfaces", args: []string{"--set", "worker.pprof_addr=0.0.0.0:6060"},
+			want: `config: worker.pprof_addr = "0.0.0.0:6060": must be a loopback host:port such as 127.0.0.1:6060 (localhost, 127.0.0.0/8 or ::1): pprof has no authentication`},
+		{name: "pprof without host", env: map[string]string{"SANWATCH_WORKER_PPROF_ADDR": ":6060"},
+			want: `config: worker.pprof_addr = ":6060": must be a loopback host:port such as 127.0.0.1:6060 (localhost, 127.0.0.0/8 or ::1): pprof has no authentication`},
+		{name: "pprof on a routable address", file: "worker:\n  pprof_addr: 10.1.2.3:6060\n",
+			want: `config: worker.pprof_addr = "10.1.2.3:6060": must be a loopback host:port such as 127.0.0.1:6060 (localhost, 127.0.0.0/8 or ::1): pprof has no authentication`},
+		{name: "pprof on a host name", file: "worker:\n  pprof_addr: worker-1:6060\n",
+			want: `config: worker.pprof_addr = "worker-1:6060": must be a loopback host:port such as 127.0.0.1:6060 (localhost, 127.0.0.0/8 or ::1): pprof has no authentication`},
+		{name: "pprof on ipv6 any", file: "worker:\n  pprof_addr: \"[::]:6060\"\n",
+			want: `config: worker.pprof_addr = "[::]:6060": must be a loopback host:port such as 127.0.0.1:6060 (localhost, 127.0.0.0/8 or ::1): pprof has no authentication`},
+		{name: "pprof without port", file: "worker:\n  pprof_addr: 127.0.0.1\n",
+			want: `config: worker.pprof_addr = "127.0.0.1": must be a loopback host:port such as 127.0.0.1:6060 (localhost, 127.0.0.0/8 or ::1): pprof has no authentication`},
+		{name: "pprof on the metrics listener", args: []string{"--set", "worker.pprof_addr=127.0.0.1:9090"},
+			want: `config: worker.pprof_addr = "127.0.0.1:9090": must differ from worker.metrics_addr: pprof has a listener of its own`},
 		{name: "zero analysis concurrency", file: "worker:\n  analysis_concurrency: 0\n",
 			want: `config: worker.analysis_concurrency = 0: must be >=1`},
 		{name: "negative workflow concurrency", file: "worker:\n  workflow_concurrency: -1\n",
@@ -260,6 +283,35 @@ func TestValidationErrors(t *testing.T) {
 			want: `config: smtp.password: set either SANWATCH_SMTP_PASSWORD or smtp.password_file, not both`},
 		{name: "password file missing", args: []string{"--set", "smtp.password_file=" + missing},
 			want: `config: smtp.password_file = "` + missing + `": must be a readable file (no such file or directory)`},
+
+		{name: "missing smtp ca file", args: []string{"--set", "smtp.tls=starttls", "--set", "smtp.ca_file=" + missing},
+			want: `config: smtp.ca_file = "` + missing + `": must be an existing file`},
+		{name: "smtp ca file without certificates", args: []string{"--set", "smtp.tls=tls", "--set", "smtp.ca_file=" + notPEM},
+			want: `config: smtp.ca_file = "` + notPEM + `": must hold PEM certificates (-----BEGIN CERTIFICATE-----)`},
+		{name: "smtp ca file and skip verify", args: []string{"--set", "smtp.tls=tls", "--set", "smtp.ca_file=" + caPEM, "--set", "smtp.insecure_skip_verify=true"},
+			want: `config: smtp.insecure_skip_verify = true: must be false when smtp.ca_file is set (skipping verification ignores the CA)`},
+		{name: "bad smtp server name", args: []string{"--set", "smtp.server_name=mail.example.com:465"},
+			want: `config: smtp.server_name = "mail.example.com:465": must be a host name or IP address`},
+		{name: "credentials over plain smtp", env: map[string]string{"SANWATCH_SMTP_HOST": "mail.example.com", "SANWATCH_SMTP_USERNAME": "sanwatch", "SANWATCH_SMTP_PASSWORD": "hunter2"},
+			want: `config: smtp.tls = "none": sends the credentials of smtp.username in clear text: use starttls or tls, or set smtp.allow_insecure_auth: true for a relay on loopback or a trusted network`},
+		{name: "credentials over plain smtp to loopback too", args: []string{"--set", "smtp.username=sanwatch"},
+			want: `config: smtp.tls = "none": sends the credentials of smtp.username in clear text: use starttls or tls, or set smtp.allow_insecure_auth: true for a relay on loopback or a trusted network`},
+		{name: "xoauth2 over plain smtp", args: []string{"--set", "smtp.auth=xoauth2", "--set", "smtp.username=u@example.com", "--set", "smtp.oauth2_token_file=" + caPEM},
+			want: `config: smtp.tls = "none": sends the credentials of smtp.username in clear text: use starttls or tls, or set smtp.allow_insecure_auth: true for a relay on loopback or a trusted network`},
+		{name: "unknown smtp auth", args: []string{"--set", "smtp.tls=starttls", "--set", "smtp.auth=cram-md5"},
+			want: `config: smtp.auth = "cram-md5": must be empty (PLAIN or LOGIN with smtp.username) or xoauth2`},
+		{name: "xoauth2 without username", args: []string{"--set", "smtp.tls=starttls", "--set", "smtp.auth=XOAUTH2", "--set", "smtp.oauth2_token_command=get-token"},
+			want: `config: smtp.username = "": must be set with smtp.auth xoauth2: the mailbox the token is for`},
+		{name: "xoauth2 without token source", args: []string{"--set", "smtp.tls=starttls", "--set", "smtp.auth=xoauth2", "--set", "smtp.username=u@example.com"},
+			want: `config: smtp.oauth2_token_file = "": must be set with smtp.auth xoauth2, or smtp.oauth2_token_command`},
+		{name: "xoauth2 with two token sources", args: []string{"--set", "smtp.tls=starttls", "--set", "smtp.auth=xoauth2", "--set", "smtp.username=u@example.com",
+			"--set", "smtp.oauth2_token_file=/run/token", "--set", "smtp.oauth2_token_command=get-token"},
+			want: `config: smtp.oauth2_token_command = "get-token": must be empty when smtp.oauth2_token_file is set: one token source`},
+		{name: "xoauth2 token command with open quote", args: []string{"--set", "smtp.tls=starttls", "--set", "smtp.auth=xoauth2", "--set", "smtp.username=u@example.com",
+			"--set", "smtp.oauth2_token_command=get-token --scope 'https://outlook.office365.com/.default"},
+			want: `config: smtp.oauth2_token_command = "get-token --scope 'https://outlook.office365.com/.default": must be a program and its arguments (unterminated quote); no shell runs it`},
+		{name: "token file without xoauth2", args: []string{"--set", "smtp.oauth2_token_file=/run/token"},
+			want: `config: smtp.oauth2_token_file = "/run/token": must be empty unless smtp.auth is xoauth2`},
 
 		// remediation and log
 		{name: "zero reminder", file: "remediation:\n  reminder: 0s\n",
@@ -481,9 +533,9 @@ func TestAddFlags(t *testing.T) {
 		})
 	}
 	isolate(t)
-	c, err := Load(LoadOptions{Env: noEnv, Flags: flags(t,
+	c, err := Load(LoadOptions{Env: envOf(map[string]string{"SANWATCH_STORE_DSN": "postgres://db/x"}), Flags: flags(t,
 		"--temporal-address", "temporal:7233", "--namespace", "prod", "--store-driver", "postgres",
-		"--set", "store.dsn=postgres://db/x", "--data-dir", "/srv/data", "--inventory", "/etc/sanwatch/fleet.yaml",
+		"--data-dir", "/srv/data", "--inventory", "/etc/sanwatch/fleet.yaml",
 		"--set", "worker.queues=analysis", "--set", "smtp.insecure_skip_verify=true")})
 	require.NoError(t, err)
 	require.Equal(t, "temporal:7233", c.Temporal.Address)
@@ -627,4 +679,196 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		e := &ValidationError{Key: "store.dsn", Value: dsn, Allowed: "must be a URL"}
 		require.Equal(t, `config: store.dsn = "<redacted>": must be a URL`, e.Error())
 	})
+}
+
+// TestSecretsRefusedOnSet: no secret can be put on the command line, where
+// every user of the machine sees it (ps, /proc/PID/cmdline, /debug/pprof/cmdline)
+// and the shell keeps it; the error says where to put it instead and does
+// not echo the value.
+func TestSecretsRefusedOnSet(t *testing.T) {
+	const value = "SECRET-VALUE-4711"
+	tests := []struct {
+		key  string
+		want string
+	}{
+		{key: "temporal.api_key",
+			want: `config: temporal.api_key: set it with SANWATCH_TEMPORAL_API_KEY, temporal.api_key_file or the config file, not with --set`},
+		{key: "store.dsn",
+			want: `config: store.dsn: set it with SANWATCH_STORE_DSN, store.dsn_file or the config file, not with --set`},
+		{key: "smtp.password",
+			want: `config: smtp.password: set it with SANWATCH_SMTP_PASSWORD or smtp.password_file, not with --set`},
+		{key: "codec.keys",
+			want: `config: codec.keys: set it with SANWATCH_CODEC_KEYS or codec.keys_file, not with --set`},
+		{key: "STORE.DSN",
+			want: `config: store.dsn: set it with SANWATCH_STORE_DSN, store.dsn_file or the config file, not with --set`},
+		{key: " smtp.password ",
+			want: `config: smtp.password: set it with SANWATCH_SMTP_PASSWORD or smtp.password_file, not with --set`},
+	}
+	covered := map[string]bool{}
+	for _, tc := range tests {
+		t.Run(tc.key, func(t *testing.T) {
+			isolate(t)
+			covered[strings.ToLower(strings.TrimSpace(tc.key))] = true
+			_, err := Load(LoadOptions{Env: noEnv, Flags: flags(t, "--set", tc.key+"="+value)})
+			require.EqualError(t, err, tc.want)
+			require.NotContains(t, err.Error(), value)
+		})
+	}
+	t.Run("every secret key is covered", func(t *testing.T) {
+		for k := range secretKeys {
+			require.True(t, covered[k], "secret key %s has no --set case", k)
+		}
+	})
+}
+
+// TestSecretFiles: temporal.api_key, store.dsn and smtp.password can each
+// come from a file (a mounted secret), and from one place only.
+func TestSecretFiles(t *testing.T) {
+	const (
+		apiKey = "tk-FILE-API-KEY"
+		dsn    = "postgres://sanwatch:FILE-PG-PW@db:5432/sanwatch"
+	)
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
+		return p
+	}
+	apiKeyFile := write("api-key", apiKey+"\n")
+	dsnFile := write("dsn", dsn+"\r\n")
+	missing := filepath.Join(dir, "missing")
+	tests := []struct {
+		name       string
+		file       string
+		env        map[string]string
+		wantAPIKey string
+		wantDSN    string
+		wantErr    string
+	}{
+		{name: "api key and dsn from files", wantAPIKey: apiKey, wantDSN: dsn,
+			env: map[string]string{"SANWATCH_TEMPORAL_API_KEY_FILE": apiKeyFile, "SANWATCH_STORE_DRIVER": "postgres", "SANWATCH_STORE_DSN_FILE": dsnFile}},
+		{name: "file keys in the config file", wantAPIKey: apiKey, wantDSN: dsn,
+			file: "temporal:\n  api_key_file: " + apiKeyFile + "\nstore:\n  driver: postgres\n  dsn_file: " + dsnFile + "\n"},
+		{name: "dsn from env and file",
+			env:     map[string]string{"SANWATCH_STORE_DSN": dsn, "SANWATCH_STORE_DSN_FILE": dsnFile},
+			wantErr: `config: store.dsn: set either SANWATCH_STORE_DSN or store.dsn_file, not both`},
+		{name: "api key in the config file and a file",
+			file:    "temporal:\n  api_key: " + apiKey + "\n  api_key_file: " + apiKeyFile + "\n",
+			wantErr: `config: temporal.api_key: set either temporal.api_key in the config file or temporal.api_key_file, not both`},
+		{name: "dsn file missing",
+			env:     map[string]string{"SANWATCH_STORE_DSN_FILE": missing},
+			wantErr: `config: store.dsn_file = "` + missing + `": must be a readable file (no such file or directory)`},
+		{name: "codec keys not in the config file", file: "codec:\n  keys: " + apiKey + "\n",
+			wantErr: `config: codec.keys: set it with SANWATCH_CODEC_KEYS or codec.keys_file, not in the config file`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := isolate(t)
+			if tc.file != "" {
+				require.NoError(t, os.WriteFile(filepath.Join(d, FileName), []byte(tc.file), 0o600))
+			}
+			c, err := Load(LoadOptions{Env: envOf(tc.env)})
+			if tc.wantErr != "" {
+				require.EqualError(t, err, tc.wantErr)
+				require.NotContains(t, err.Error(), "FILE-PG-PW")
+				require.NotContains(t, err.Error(), apiKey)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.wantAPIKey, c.Temporal.APIKey)
+			require.Equal(t, tc.wantDSN, c.Store.DSN)
+			out := c.YAML()
+			require.NotContains(t, out, apiKey)
+			require.NotContains(t, out, "FILE-PG-PW")
+			require.Contains(t, out, "dsn_file: "+dsnFile)
+		})
+	}
+}
+
+// testCAPEM returns a self-signed CA certificate made now, as PEM.
+func testCAPEM(t *testing.T) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "config test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+}
+
+// TestSMTPSecurityAccepted: the settings the SMTP TLS and XOAUTH2 checks let through.
+func TestSMTPSecurityAccepted(t *testing.T) {
+	caPEM := writeFile(t, "ca.pem", testCAPEM(t))
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want func(t *testing.T, s SMTP)
+	}{
+		{name: "private CA and server name", args: []string{"--set", "smtp.tls=tls", "--set", "smtp.ca_file=" + caPEM, "--set", "smtp.server_name=relay.internal"},
+			want: func(t *testing.T, s SMTP) {
+				require.Equal(t, caPEM, s.CAFile)
+				require.Equal(t, "relay.internal", s.ServerName)
+			}},
+		{name: "credentials over starttls", args: []string{"--set", "smtp.tls=starttls", "--set", "smtp.username=sanwatch"},
+			env:  map[string]string{"SANWATCH_SMTP_PASSWORD": "hunter2"},
+			want: func(t *testing.T, s SMTP) { require.Equal(t, "hunter2", s.Password) }},
+		{name: "credentials over none when allowed", args: []string{"--set", "smtp.username=sanwatch", "--set", "smtp.allow_insecure_auth=true"},
+			want: func(t *testing.T, s SMTP) { require.True(t, s.AllowInsecureAuth) }},
+		{name: "xoauth2 with a token command", args: []string{"--set", "smtp.tls=starttls", "--set", "smtp.auth=XOAuth2", "--set", "smtp.username=alerts@example.com",
+			"--set", `smtp.oauth2_token_command=/usr/local/bin/get-token --scope "https://outlook.office365.com/.default"`},
+			want: func(t *testing.T, s SMTP) {
+				require.Equal(t, SMTPAuthXOAUTH2, s.Auth)
+				argv, err := SplitCommand(s.OAuth2TokenCommand)
+				require.NoError(t, err)
+				require.Equal(t, []string{"/usr/local/bin/get-token", "--scope", "https://outlook.office365.com/.default"}, argv)
+			}},
+		{name: "pprof on loopback", args: []string{"--set", "worker.pprof_addr=127.0.0.1:6060"},
+			want: func(t *testing.T, _ SMTP) {}},
+		{name: "pprof on localhost and ipv6 loopback", args: []string{"--set", "worker.pprof_addr=localhost:6060", "--set", "worker.metrics_addr=[::1]:9090"},
+			want: func(t *testing.T, _ SMTP) {}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			isolate(t)
+			c, err := Load(LoadOptions{Env: envOf(tc.env), Flags: flags(t, tc.args...)})
+			require.NoError(t, err)
+			tc.want(t, c.SMTP)
+		})
+	}
+}
+
+func TestSplitCommand(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    []string
+		wantErr string
+	}{
+		{in: "get-token", want: []string{"get-token"}},
+		{in: "  /bin/tok  --a   b\t", want: []string{"/bin/tok", "--a", "b"}},
+		{in: `tok 'a b' "c d" e\ f`, want: []string{"tok", "a b", "c d", "e f"}},
+		{in: `tok "say \"hi\"" 'it''s' "\n"`, want: []string{"tok", `say "hi"`, "its", `\n`}},
+		{in: `tok '' ""`, want: []string{"tok", "", ""}},
+		{in: `tok $HOME ~ *.json ; rm -rf /`, want: []string{"tok", "$HOME", "~", "*.json", ";", "rm", "-rf", "/"}},
+		{in: "", wantErr: "no program"},
+		{in: "   ", wantErr: "no program"},
+		{in: `tok 'open`, wantErr: "unterminated quote"},
+		{in: `tok "open`, wantErr: "unterminated quote"},
+		{in: `tok \`, wantErr: "ends with a backslash"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := SplitCommand(tc.in)
+			if tc.wantErr != "" {
+				require.EqualError(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, got)
+		})
+	}
 }

@@ -28,9 +28,10 @@ func (d *decoder) fail(err error) { d.errs = append(d.errs, err) }
 func (d *decoder) decode(raw map[string]any, setOverrides map[string]map[string]map[string]string) *Config {
 	c := &Config{
 		Temporal: Temporal{
-			Address:   d.str("temporal.address"),
-			Namespace: d.str("temporal.namespace"),
-			APIKey:    d.str(keyAPIKey),
+			Address:    d.str("temporal.address"),
+			Namespace:  d.str("temporal.namespace"),
+			APIKey:     d.str(keyAPIKey),
+			APIKeyFile: d.str(keyAPIKeyFile),
 			TLS: TLS{
 				Enabled:    d.boolean("temporal.tls.enabled"),
 				CertFile:   d.str("temporal.tls.cert_file"),
@@ -46,9 +47,10 @@ func (d *decoder) decode(raw map[string]any, setOverrides map[string]map[string]
 			Email:    d.str("queues.email"),
 		},
 		Store: Store{
-			Driver: d.str("store.driver"),
-			Path:   d.str("store.path"),
-			DSN:    d.str(keyDSN),
+			Driver:  d.str("store.driver"),
+			Path:    d.str("store.path"),
+			DSN:     d.str(keyDSN),
+			DSNFile: d.str(keyDSNFile),
 		},
 		DataDir:    d.str("data_dir"),
 		Inventory:  d.str("inventory"),
@@ -130,27 +132,41 @@ func (d *decoder) decode(raw map[string]any, setOverrides map[string]map[string]
 	return c
 }
 
-// readPassword fills SMTP.Password from smtp.password_file; the password
-// may come from the environment or the file, not both.
-func (d *decoder) readPassword(c *Config, lookup func(string) (string, bool)) {
-	if c.SMTP.PasswordFile == "" {
-		return
+// readSecretFiles fills each secret that has a file key set (smtp.password_file,
+// store.dsn_file, temporal.api_key_file) from that file, trailing newline
+// trimmed. A secret may come from one place only: the file key, or the
+// environment (or the config file, where allowed).
+func (d *decoder) readSecretFiles(c *Config, lookup func(string) (string, bool)) {
+	fields := map[string]struct{ file, value *string }{
+		keyAPIKey:   {&c.Temporal.APIKeyFile, &c.Temporal.APIKey},
+		keyDSN:      {&c.Store.DSNFile, &c.Store.DSN},
+		keyPassword: {&c.SMTP.PasswordFile, &c.SMTP.Password},
 	}
-	if env, ok := lookup(envName(keyPassword)); ok && env != "" {
-		d.fail(fmt.Errorf("config: %s: set either %s or %s, not both", keyPassword, envName(keyPassword), keyPasswordFile))
-		return
-	}
-	data, err := os.ReadFile(c.SMTP.PasswordFile)
-	if err != nil {
-		reason := err.Error()
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			reason = pe.Err.Error()
+	for _, s := range secrets {
+		f, ok := fields[s.key]
+		if !s.readFile || !ok || *f.file == "" {
+			continue
 		}
-		d.fail(invalid(keyPasswordFile, c.SMTP.PasswordFile, "must be a readable file ("+reason+")"))
-		return
+		if env, ok := lookup(envName(s.key)); ok && env != "" {
+			d.fail(fmt.Errorf("config: %s: set either %s or %s, not both", s.key, envName(s.key), s.fileKey))
+			continue
+		}
+		if *f.value != "" { // from the config file
+			d.fail(fmt.Errorf("config: %s: set either %s in the config file or %s, not both", s.key, s.key, s.fileKey))
+			continue
+		}
+		data, err := os.ReadFile(*f.file)
+		if err != nil {
+			reason := err.Error()
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				reason = pe.Err.Error()
+			}
+			d.fail(invalid(s.fileKey, *f.file, "must be a readable file ("+reason+")"))
+			continue
+		}
+		*f.value = strings.TrimRight(string(data), "\r\n")
 	}
-	c.SMTP.Password = strings.TrimRight(string(data), "\r\n")
 }
 
 func (d *decoder) str(key string) string {

@@ -24,6 +24,7 @@ var keys = []key{
 	{"temporal.address", "127.0.0.1:7233"},
 	{"temporal.namespace", "default"},
 	{"temporal.api_key", ""},
+	{"temporal.api_key_file", ""},
 	{"temporal.tls.enabled", false},
 	{"temporal.tls.cert_file", ""},
 	{"temporal.tls.key_file", ""},
@@ -36,6 +37,7 @@ var keys = []key{
 	{"store.driver", DriverSQLite},
 	{"store.path", "data/sanwatch.db"},
 	{"store.dsn", ""},
+	{"store.dsn_file", ""},
 	{"data_dir", "data"},
 	{"inventory", "fleet.yaml"},
 	{"advisories", "config/advisories.yaml"},
@@ -91,16 +93,64 @@ var keys = []key{
 	{"log.format", "text"},
 }
 
-// Secret keys: never printed, never in an error message.
+// Secret keys: never printed, never in an error message, never on argv.
 const (
-	keyAPIKey       = "temporal.api_key"
-	keyDSN          = "store.dsn"
-	keyPassword     = "smtp.password"
-	keyPasswordFile = "smtp.password_file"
-	keyCodecKeys    = "codec.keys"
+	keyAPIKey        = "temporal.api_key"
+	keyAPIKeyFile    = "temporal.api_key_file"
+	keyDSN           = "store.dsn"
+	keyDSNFile       = "store.dsn_file"
+	keyPassword      = "smtp.password"
+	keyPasswordFile  = "smtp.password_file"
+	keyCodecKeys     = "codec.keys"
+	keyCodecKeysFile = "codec.keys_file"
 )
 
-var secretKeys = map[string]bool{keyAPIKey: true, keyDSN: true, keyPassword: true, keyCodecKeys: true}
+// secret says where a secret key may be set. Its environment variable always
+// works; --set never does (argv is readable by every user of the machine,
+// lands in shell history and in ps output).
+type secret struct {
+	key     string
+	fileKey string // the key naming a file that holds the secret instead
+	inFile  bool   // the secret may also be written in the config file
+	// readFile: Load reads fileKey into the secret. False where the file has
+	// a format of its own, read by its user (codec.keys_file).
+	readFile bool
+}
+
+// secrets lists every secret key.
+var secrets = []secret{
+	{key: keyAPIKey, fileKey: keyAPIKeyFile, inFile: true, readFile: true},
+	{key: keyDSN, fileKey: keyDSNFile, inFile: true, readFile: true},
+	{key: keyPassword, fileKey: keyPasswordFile, readFile: true},
+	{key: keyCodecKeys, fileKey: keyCodecKeysFile},
+}
+
+var secretKeys = func() map[string]bool {
+	m := make(map[string]bool, len(secrets))
+	for _, s := range secrets {
+		m[s.key] = true
+	}
+	return m
+}()
+
+// lookupSecret returns the secret entry of key, or false.
+func lookupSecret(key string) (secret, bool) {
+	for _, s := range secrets {
+		if s.key == key {
+			return s, true
+		}
+	}
+	return secret{}, false
+}
+
+// sources says where s may be set: "set it with SANWATCH_STORE_DSN,
+// store.dsn_file or the config file".
+func (s secret) sources() string {
+	if s.inFile {
+		return "set it with " + envName(s.key) + ", " + s.fileKey + " or the config file"
+	}
+	return "set it with " + envName(s.key) + " or " + s.fileKey
+}
 
 // Special sections, not in keys.
 const (

@@ -113,9 +113,6 @@ func redactAny(v any) any {
 	return Redacted
 }
 
-// passwordSources says how the smtp password may be given.
-const passwordSources = "set it with " + EnvPrefix + "_SMTP_PASSWORD or " + keyPasswordFile
-
 // Load returns the configuration from the defaults, the file, the
 // environment and the flags, in increasing precedence, validated.
 func Load(o LoadOptions) (*Config, error) {
@@ -187,7 +184,7 @@ func Load(o LoadOptions) (*Config, error) {
 
 	d := &decoder{v: v}
 	c := d.decode(raw, setOverrides)
-	d.readPassword(c, lookup)
+	d.readSecretFiles(c, lookup)
 	if len(d.errs) > 0 {
 		return nil, errors.Join(d.errs...)
 	}
@@ -282,9 +279,9 @@ func walk(m map[string]any, prefix, path string, errs *[]error) {
 			name = prefix + "." + k
 		}
 		switch {
-		case name == keyPassword:
-			if val != nil && val != "" {
-				*errs = append(*errs, fmt.Errorf("config: %s: %s, not in the config file", keyPassword, passwordSources))
+		case secretKeys[name]:
+			if s, _ := lookupSecret(name); !s.inFile && val != nil && val != "" {
+				*errs = append(*errs, fmt.Errorf("config: %s: %s, not in the config file", name, s.sources()))
 			}
 		case name == sectionOverrides:
 			checkOverrides(val, path, errs)
@@ -400,8 +397,11 @@ func applySet(v *viper.Viper, setOverrides map[string]map[string]map[string]stri
 		return fmt.Errorf("config: --%s: an argument is not key=value", FlagSet)
 	}
 	switch {
-	case k == keyPassword:
-		return fmt.Errorf("config: %s: %s, not with --%s", keyPassword, passwordSources, FlagSet)
+	case secretKeys[k]:
+		// Not echoed, and refused: argv is visible to every user of the
+		// machine (ps, /proc/PID/cmdline) and kept in shell history.
+		s, _ := lookupSecret(k)
+		return fmt.Errorf("config: %s: %s, not with --%s", k, s.sources(), FlagSet)
 	case k == sectionExternal || strings.HasPrefix(k, sectionExternal+".") || strings.HasPrefix(k, sectionExternal+"["):
 		return fmt.Errorf("config: --%s %s: external analyzers are set in the config file only", FlagSet, k)
 	case strings.HasPrefix(k, sectionOverrides+"."):

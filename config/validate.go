@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/sanwatch/sanwatch/internal/analysis"
 	"github.com/sanwatch/sanwatch/internal/finding"
@@ -128,6 +130,14 @@ func validate(c *Config) error {
 	if c.Worker.MetricsAddr != "" {
 		add(hostPort("worker.metrics_addr", c.Worker.MetricsAddr, true))
 	}
+	if c.Worker.PprofAddr != "" {
+		switch err := loopbackHostPort("worker.pprof_addr", c.Worker.PprofAddr); {
+		case err != nil:
+			add(err)
+		case c.Worker.PprofAddr == c.Worker.MetricsAddr:
+			add(invalid("worker.pprof_addr", c.Worker.PprofAddr, "must differ from worker.metrics_addr: pprof has a listener of its own"))
+		}
+	}
 	add(intRange("worker.analysis_concurrency", c.Worker.AnalysisConcurrency, 1, -1))
 	add(intRange("worker.email_concurrency", c.Worker.EmailConcurrency, 1, -1))
 	add(intRange("worker.workflow_concurrency", c.Worker.WorkflowConcurrency, 0, -1))
@@ -153,6 +163,7 @@ func validate(c *Config) error {
 	if c.SMTP.DefaultOwner != "" {
 		add(address("smtp.default_owner", c.SMTP.DefaultOwner))
 	}
+	add(validateSMTPSecurity(&c.SMTP))
 
 	// remediation
 	switch c.Remediation.MinSeverity {
@@ -232,6 +243,89 @@ func hostPort(key, v string, listen bool) error {
 	}
 	return nil
 }
+
+// loopbackHostPort checks a listen address whose host is loopback:
+// localhost, 127.0.0.0/8 or ::1. An empty host (all interfaces) is refused.
+func loopbackHostPort(key, v string) error {
+	const allowed = "must be a loopback host:port such as 127.0.0.1:6060 (localhost, 127.0.0.0/8 or ::1): pprof has no authentication"
+	host, _, err := net.SplitHostPort(v)
+	if err != nil || hostPort(key, v, true) != nil {
+		return invalid(key, v, allowed)
+	}
+	if ip := net.ParseIP(host); !strings.EqualFold(host, "localhost") && (ip == nil || !ip.IsLoopback()) {
+		return invalid(key, v, allowed)
+	}
+	return nil
+}
+
+// validateSMTPSecurity checks TLS and authentication of the relay: the CA
+// file, the server name, the xoauth2 token source, and that no credential
+// crosses the network in clear text unless allow_insecure_auth says so.
+func validateSMTPSecurity(s *SMTP) error {
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := existingFile("smtp.ca_file", s.CAFile); err != nil {
+		add(err)
+	} else if s.CAFile != "" {
+		add(pemCertificates("smtp.ca_file", s.CAFile))
+	}
+	if s.CAFile != "" && s.InsecureSkipVerify {
+		add(invalid("smtp.insecure_skip_verify", s.InsecureSkipVerify, "must be false when smtp.ca_file is set (skipping verification ignores the CA)"))
+	}
+	if n := s.ServerName; n != "" && (strings.ContainsAny(n, " /:@") || strings.IndexFunc(n, isControl) >= 0) {
+		add(invalid("smtp.server_name", n, "must be a host name or IP address"))
+	}
+
+	switch s.Auth {
+	case "":
+		for _, k := range []struct{ key, val string }{{"smtp.oauth2_token_file", s.OAuth2TokenFile}, {"smtp.oauth2_token_command", s.OAuth2TokenCommand}} {
+			if k.val != "" {
+				add(invalid(k.key, k.val, "must be empty unless smtp.auth is xoauth2"))
+			}
+		}
+	case SMTPAuthXOAUTH2:
+		if s.Username == "" {
+			add(invalid("smtp.username", "", "must be set with smtp.auth xoauth2: the mailbox the token is for"))
+		}
+		switch {
+		case s.OAuth2TokenFile == "" && s.OAuth2TokenCommand == "":
+			add(invalid("smtp.oauth2_token_file", "", "must be set with smtp.auth xoauth2, or smtp.oauth2_token_command"))
+		case s.OAuth2TokenFile != "" && s.OAuth2TokenCommand != "":
+			add(invalid("smtp.oauth2_token_command", s.OAuth2TokenCommand, "must be empty when smtp.oauth2_token_file is set: one token source"))
+		case s.OAuth2TokenCommand != "":
+			if _, err := SplitCommand(s.OAuth2TokenCommand); err != nil {
+				add(invalid("smtp.oauth2_token_command", s.OAuth2TokenCommand, "must be a program and its arguments ("+err.Error()+"); no shell runs it"))
+			}
+		}
+	default:
+		add(invalid("smtp.auth", s.Auth, "must be empty (PLAIN or LOGIN with smtp.username) or xoauth2"))
+	}
+
+	credentials := s.Username != "" || s.Auth == SMTPAuthXOAUTH2
+	if credentials && s.TLS == SMTPTLSNone && !s.AllowInsecureAuth {
+		add(invalid("smtp.tls", s.TLS, "sends the credentials of smtp.username in clear text: use starttls or tls, "+
+			"or set smtp.allow_insecure_auth: true for a relay on loopback or a trusted network"))
+	}
+	return errors.Join(errs...)
+}
+
+// pemCertificates checks that path holds at least one PEM certificate.
+func pemCertificates(key, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return invalid(key, path, "must be a readable file")
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(data) {
+		return invalid(key, path, "must hold PEM certificates (-----BEGIN CERTIFICATE-----)")
+	}
+	return nil
+}
+
+func isControl(r rune) bool { return unicode.IsControl(r) }
 
 func existingFile(key, path string) error {
 	if path == "" {

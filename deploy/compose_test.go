@@ -309,6 +309,31 @@ func checkWorkerHealth(p *project) error {
 	return errors.Join(errs...)
 }
 
+// checkPublishedPorts: what the host can reach. Every published port binds
+// loopback, and nothing that belongs on the compose network alone is
+// published: the databases, the workers (metrics, pprof) and Mailpit's SMTP.
+// Reach the UIs from elsewhere through a proxy that authenticates.
+func checkPublishedPorts(p *project) error {
+	var errs []error
+	for _, name := range p.serviceNames() {
+		s := p.file.Services[name]
+		for _, port := range s.Ports {
+			container := strings.TrimSuffix(port[strings.LastIndex(port, ":")+1:], "/tcp")
+			switch {
+			case !strings.HasPrefix(port, "127.0.0.1:") && !strings.HasPrefix(port, "[::1]:"):
+				errs = append(errs, fmt.Errorf("service %q: port %q is published on every interface of the host: bind it to 127.0.0.1", name, port))
+			case isPostgres(s):
+				errs = append(errs, fmt.Errorf("service %q: port %q publishes the database: keep it on the compose network", name, port))
+			case slices.Contains(p.sanwatchServices(), name):
+				errs = append(errs, fmt.Errorf("service %q: port %q publishes metrics or pprof: scrape them on the compose network", name, port))
+			case strings.HasPrefix(s.Image, "axllent/mailpit:") && container != "8025":
+				errs = append(errs, fmt.Errorf("service %q: port %q publishes more than the Mailpit UI (8025)", name, port))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // checkDependsOn: dependencies exist, and what they wait for can happen.
 func checkDependsOn(p *project) error {
 	var errs []error
@@ -768,6 +793,7 @@ var checks = []struct {
 	{"worker health check matches metrics port", checkWorkerHealth},
 	{"depends_on targets exist", checkDependsOn},
 	{"worker scales", checkScalable},
+	{"only UIs and the frontend published, on loopback", checkPublishedPorts},
 	{"mounts exist and volumes are declared", checkMounts},
 	{"Temporal address is the temporal service", checkTemporalAddress},
 	{"Temporal database, dynamic config and namespace", checkTemporal},
@@ -949,6 +975,34 @@ func TestChecksCatchMistakes(t *testing.T) {
 			mutate: func(p *project) { p.file.Services["worker"].Ports = []string{"9090", "127.0.0.1:9090:9090"} },
 			check:  checkScalable,
 			want:   `service "worker": port "127.0.0.1:9090:9090" binds a host port, which prevents --scale`,
+		},
+		{
+			name:   "ui on every interface",
+			mutate: func(p *project) { p.file.Services["temporal-ui"].Ports = []string{"8080:8080"} },
+			check:  checkPublishedPorts,
+			want:   `service "temporal-ui": port "8080:8080" is published on every interface of the host: bind it to 127.0.0.1`,
+		},
+		{
+			name:   "database published",
+			mutate: func(p *project) { p.file.Services["sanwatch-db"].Ports = []string{"127.0.0.1:5432:5432"} },
+			check:  checkPublishedPorts,
+			want:   `service "sanwatch-db": port "127.0.0.1:5432:5432" publishes the database: keep it on the compose network`,
+		},
+		{
+			name:   "worker metrics published",
+			mutate: func(p *project) { p.file.Services["worker"].Ports = []string{"127.0.0.1::9090", "9090"} },
+			check:  checkPublishedPorts,
+			want: `service "worker": port "127.0.0.1::9090" publishes metrics or pprof: scrape them on the compose network` + "\n" +
+				`service "worker": port "9090" is published on every interface of the host: bind it to 127.0.0.1`,
+		},
+		{
+			name: "mailpit smtp published",
+			mutate: func(p *project) {
+				s := p.file.Services["mailpit"]
+				s.Ports = append(s.Ports, "127.0.0.1:1025:1025")
+			},
+			check: checkPublishedPorts,
+			want:  `service "mailpit": port "127.0.0.1:1025:1025" publishes more than the Mailpit UI (8025)`,
 		},
 		{
 			name: "mount of a missing file",

@@ -43,8 +43,8 @@ func get(t *testing.T, url string) (int, string) {
 }
 
 // TestWorkerMetricsHealthAndGracefulStop runs the worker binary with its
-// metrics endpoint, ingests a batch, reads /healthz, /metrics and
-// /debug/pprof, then stops it with SIGTERM and expects a clean exit.
+// metrics endpoint, ingests a batch, reads /healthz and /metrics, finds no
+// /debug/pprof there, then stops it with SIGTERM and expects a clean exit.
 func TestWorkerMetricsHealthAndGracefulStop(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	h.starter("simulate", "--boxes", "1", "--hours", "6", "--faults", "0", "--out", filepath.Join(h.dir, "sim"))
@@ -63,8 +63,10 @@ func TestWorkerMetricsHealthAndGracefulStop(t *testing.T) {
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, body, fmt.Sprintf("sanwatch_samples_ingested_total %s", m[1]))
 	require.Regexp(t, `(?m)^temporal_\w+`, body, "Temporal SDK metrics are exported too")
-	code, _ = get(t, base+"/debug/pprof/")
-	require.Equal(t, http.StatusOK, code)
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/cmdline"} {
+		code, _ = get(t, base+path)
+		require.Equal(t, http.StatusNotFound, code, "%s on the metrics listener", path)
+	}
 
 	require.NoError(t, w.cmd.Process.Signal(syscall.SIGTERM))
 	select {

@@ -1,6 +1,7 @@
 // Command worker runs sanwatch's Temporal workers: the task queues named by
-// --queues (main, analysis, email; default all), with Prometheus /metrics,
-// /healthz and /debug/pprof on worker.metrics_addr. At start it registers
+// --queues (main, analysis, email; default all), with Prometheus /metrics
+// and /healthz on worker.metrics_addr, and /debug/pprof only when
+// worker.pprof_addr names a loopback address of its own. At start it registers
 // sanwatch's search attributes (temporal.search_attributes). SIGTERM or SIGINT
 // stops it gracefully: running activities get worker.shutdown_timeout to finish.
 package main
@@ -36,22 +37,30 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, args []string) error {
+// newFlagSet returns the worker's flags: config.AddFlags's, --queues and
+// --metrics-addr. No flag takes a secret (see config: secrets are refused
+// on --set).
+func newFlagSet() *pflag.FlagSet {
 	fs := pflag.NewFlagSet("worker", pflag.ContinueOnError)
 	config.AddFlags(fs)
-	queues := fs.String("queues", "", "comma-separated queue roles to serve: main, analysis, email (default: worker.queues, all)")
-	metricsAddr := fs.String("metrics-addr", "", "address of /metrics, /healthz, /debug/pprof (default: worker.metrics_addr)")
+	fs.String("queues", "", "comma-separated queue roles to serve: main, analysis, email (default: worker.queues, all)")
+	fs.String("metrics-addr", "", "address of /metrics and /healthz (default: worker.metrics_addr)")
+	return fs
+}
+
+func run(ctx context.Context, args []string) error {
+	fs := newFlagSet()
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return nil
 		}
 		return err
 	}
-	if *queues != "" {
-		_ = fs.Set("set", "worker.queues="+*queues)
+	if q, _ := fs.GetString("queues"); q != "" {
+		_ = fs.Set(config.FlagSet, "worker.queues="+q)
 	}
-	if *metricsAddr != "" {
-		_ = fs.Set("set", "worker.metrics_addr="+*metricsAddr)
+	if a, _ := fs.GetString("metrics-addr"); a != "" {
+		_ = fs.Set(config.FlagSet, "worker.metrics_addr="+a)
 	}
 	cfg, err := config.Load(config.LoadOptions{Flags: fs})
 	if err != nil {
@@ -88,9 +97,11 @@ func run(ctx context.Context, args []string) error {
 		}
 	}
 	logger.Info("worker started", "queues", strings.Join(cfg.Worker.Queues, ","), "temporal", cfg.Temporal.Address,
-		"namespace", cfg.Temporal.Namespace, "store", cfg.Store.Driver, "metrics", cfg.Worker.MetricsAddr)
+		"namespace", cfg.Temporal.Namespace, "store", cfg.Store.Driver, "metrics", cfg.Worker.MetricsAddr,
+		"pprof", cfg.Worker.PprofAddr)
 
-	errc := make(chan error, 1)
+	// Either server failing (address in use, ...) stops the worker.
+	errc := make(chan error, 2)
 	if cfg.Worker.MetricsAddr != "" {
 		go func() {
 			errc <- metrics.Serve(ctx, cfg.Worker.MetricsAddr, m, func() error {
@@ -99,12 +110,12 @@ func run(ctx context.Context, args []string) error {
 			})
 		}()
 	}
+	if cfg.Worker.PprofAddr != "" {
+		go func() { errc <- metrics.ServePprof(ctx, cfg.Worker.PprofAddr) }()
+	}
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
-		if err != nil {
-			err = fmt.Errorf("metrics server: %w", err)
-		}
 	}
 	logger.Info("worker stopping: waiting for running activities", "timeout", cfg.Worker.ShutdownTimeout)
 	stopAll(ws)

@@ -186,13 +186,33 @@ func NewActivities(ctx context.Context, cfg *config.Config, c client.Client, m *
 	}, nil
 }
 
-// Mailer builds the SMTP sender from smtp.*.
+// Mailer builds the SMTP sender from smtp.*: TLS verified against
+// smtp.ca_file (or the system roots) for smtp.server_name (or the host), and
+// PLAIN/LOGIN or XOAUTH2 with a token from smtp.oauth2_token_file or
+// smtp.oauth2_token_command.
 func Mailer(cfg *config.Config) (*email.Sender, error) {
-	return email.NewSender(email.SMTPOptions{
-		Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, TLS: email.TLSMode(cfg.SMTP.TLS),
-		Username: cfg.SMTP.Username, Password: cfg.SMTP.Password, Timeout: cfg.SMTP.Timeout,
-		InsecureSkipVerify: cfg.SMTP.InsecureSkipVerify,
-	})
+	s := cfg.SMTP
+	o := email.SMTPOptions{
+		Host: s.Host, Port: s.Port, TLS: email.TLSMode(s.TLS),
+		Username: s.Username, Password: s.Password, Timeout: s.Timeout,
+		CAFile: s.CAFile, ServerName: s.ServerName,
+		InsecureSkipVerify: s.InsecureSkipVerify, AllowInsecureAuth: s.AllowInsecureAuth,
+	}
+	if s.Auth == config.SMTPAuthXOAUTH2 {
+		o.Auth = email.AuthXOAUTH2
+		switch {
+		case s.OAuth2TokenFile != "":
+			o.Token = &email.TokenFile{Path: s.OAuth2TokenFile}
+		default:
+			argv, err := config.SplitCommand(s.OAuth2TokenCommand)
+			if err != nil { // validated at load
+				return nil, fmt.Errorf("split smtp.oauth2_token_command: %w", err)
+			}
+			// A run may take as long as one SMTP conversation.
+			o.Token = &email.TokenCommand{Argv: argv, Timeout: s.Timeout}
+		}
+	}
+	return email.NewSender(o)
 }
 
 // mailDomain is the domain of the From address, used in Message-IDs.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/textproto"
+	"os"
 	"strings"
 	"time"
 
@@ -32,6 +33,17 @@ const DefaultTimeout = 30 * time.Second
 // FingerprintHeader carries the finding's fingerprint on every email.
 const FingerprintHeader = "X-Sanwatch-Fingerprint"
 
+// AuthMechanism says how a Sender authenticates to the relay.
+type AuthMechanism string
+
+// Authentication mechanisms: AuthPassword is PLAIN or LOGIN with Username and
+// Password (none when Username is empty); AuthXOAUTH2 is XOAUTH2 (Gmail,
+// Microsoft 365) with Username and an OAuth2 access token from a TokenSource.
+const (
+	AuthPassword AuthMechanism = ""
+	AuthXOAUTH2  AuthMechanism = "xoauth2"
+)
+
 // SMTPOptions configure the relay a Sender delivers to.
 type SMTPOptions struct {
 	Host string
@@ -42,8 +54,24 @@ type SMTPOptions struct {
 	Username string
 	Password string
 	// Timeout bounds the dial and every command; 0 means DefaultTimeout.
-	Timeout            time.Duration
+	Timeout time.Duration
+	// CAFile is a PEM bundle of the CAs that sign the relay's certificate,
+	// for a relay behind a private CA. They replace the system roots.
+	// Empty: the system roots.
+	CAFile string
+	// ServerName is the name verified in the relay's certificate; empty: Host.
+	ServerName string
+	// InsecureSkipVerify accepts any certificate. For testing only: anyone
+	// on the path can then read the mail and the credentials.
 	InsecureSkipVerify bool
+	// AllowInsecureAuth allows credentials (Username) over TLS mode none,
+	// where they cross the network in clear text. Without it NewSender
+	// refuses that combination.
+	AllowInsecureAuth bool
+	// Auth is the authentication mechanism; empty: AuthPassword.
+	Auth AuthMechanism
+	// Token gives the access token before each connection, for AuthXOAUTH2.
+	Token TokenSource
 	// HelloName is the name sent with EHLO; empty means the host name.
 	HelloName string
 }
@@ -51,8 +79,9 @@ type SMTPOptions struct {
 // Sender delivers rendered messages to one SMTP relay. It is safe for
 // concurrent use: every Send uses its own connection.
 type Sender struct {
-	opts SMTPOptions
-	now  func() time.Time
+	opts    SMTPOptions
+	rootCAs *x509.CertPool // from CAFile; nil: the system roots
+	now     func() time.Time
 }
 
 // NewSender checks o, fills its defaults and returns a Sender. Errors name
@@ -86,7 +115,37 @@ func NewSender(o SMTPOptions) (*Sender, error) {
 	if hasControl(o.Username) || hasControl(o.HelloName) || strings.ContainsAny(o.HelloName, " ") {
 		return nil, errors.New("new sender: smtp username or hello name contains a control character or space")
 	}
-	return &Sender{opts: o, now: time.Now}, nil
+	if hasControl(o.ServerName) || strings.ContainsAny(o.ServerName, " /") {
+		return nil, fmt.Errorf("new sender: smtp server name %q is not a host name", o.ServerName)
+	}
+	switch o.Auth {
+	case AuthPassword:
+	case AuthXOAUTH2:
+		if o.Username == "" {
+			return nil, errors.New("new sender: smtp auth xoauth2 needs a username (the mailbox the token is for)")
+		}
+		if o.Token == nil {
+			return nil, errors.New("new sender: smtp auth xoauth2 needs a token source")
+		}
+	default:
+		return nil, fmt.Errorf("new sender: unknown smtp auth %q: allowed empty (plain/login) or xoauth2", o.Auth)
+	}
+	if o.Username != "" && o.TLS == TLSNone && !o.AllowInsecureAuth {
+		return nil, errors.New("new sender: smtp credentials over tls mode none would cross the network in clear text: " +
+			"use starttls or tls, or allow insecure auth")
+	}
+	s := &Sender{opts: o, now: time.Now}
+	if o.CAFile != "" {
+		pem, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("new sender: read smtp ca file: %w", err)
+		}
+		s.rootCAs = x509.NewCertPool()
+		if !s.rootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("new sender: smtp ca file %s holds no PEM certificates", o.CAFile)
+		}
+	}
+	return s, nil
 }
 
 // SendError is the error of Send: Temporary says whether trying again later
@@ -137,17 +196,38 @@ func (s *Sender) Send(ctx context.Context, m Message, r Rendered) error {
 	// Cancelling sendCtx when Send returns releases the connection watch.
 	sendCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	client, err := s.client(sendCtx)
+	secret := s.opts.Password
+	if s.opts.Auth == AuthXOAUTH2 {
+		token, err := s.opts.Token.Token(sendCtx)
+		if err != nil {
+			// A token that cannot be had now may be had later (the
+			// command's service is down, the file is being replaced).
+			return &SendError{Temporary: true, Err: fmt.Errorf("send email: get oauth2 token: %w", err)}
+		}
+		secret = token
+	}
+	client, err := s.client(sendCtx, secret)
 	if err != nil {
-		return &SendError{Temporary: false, Err: redact(err, s.opts.Password)}
+		return &SendError{Temporary: false, Err: redact(err, secret)}
 	}
 	if err := client.DialAndSendWithContext(sendCtx, msg); err != nil {
 		se := classify(err)
-		se.Err = redact(se.Err, s.opts.Password)
+		se.Err = redact(se.Err, secret)
+		if s.opts.Auth == AuthXOAUTH2 && se.Code == codeAuthFailed {
+			// The token was refused: it may have expired or been revoked
+			// before its time. Fetch a new one and try again.
+			if inv, ok := s.opts.Token.(interface{ Invalidate() }); ok {
+				inv.Invalidate()
+			}
+			se.Temporary = true
+		}
 		return se
 	}
 	return nil
 }
+
+// codeAuthFailed is the SMTP reply to refused credentials (RFC 4954).
+const codeAuthFailed = 535
 
 func (s *Sender) build(m Message, r Rendered) (*mail.Msg, error) {
 	if err := m.Validate(); err != nil {
@@ -210,11 +290,19 @@ func (s *Sender) build(m Message, r Rendered) (*mail.Msg, error) {
 	return msg, nil
 }
 
-// client returns a go-mail client for one send. Connections are dialled by
-// dial so that cancelling ctx closes them at once.
-func (s *Sender) client(ctx context.Context) (*mail.Client, error) {
+// client returns a go-mail client for one send, authenticating with secret
+// (the password or the access token). Connections are dialled by dial so
+// that cancelling ctx closes them at once.
+func (s *Sender) client(ctx context.Context, secret string) (*mail.Client, error) {
 	o := s.opts
-	tlsConfig := &tls.Config{ServerName: o.Host, MinVersion: tls.VersionTLS12, InsecureSkipVerify: o.InsecureSkipVerify} //nolint:gosec // opt-in for test relays
+	serverName := o.ServerName
+	if serverName == "" {
+		serverName = o.Host
+	}
+	tlsConfig := &tls.Config{
+		ServerName: serverName, RootCAs: s.rootCAs, MinVersion: tls.VersionTLS12,
+		InsecureSkipVerify: o.InsecureSkipVerify, //nolint:gosec // documented as for testing only
+	}
 	opts := []mail.Option{
 		mail.WithPort(o.Port),
 		mail.WithTimeout(o.Timeout),
@@ -230,10 +318,17 @@ func (s *Sender) client(ctx context.Context) (*mail.Client, error) {
 	if o.HelloName != "" {
 		opts = append(opts, mail.WithHELO(o.HelloName))
 	}
-	if o.Username != "" {
+	switch {
+	case o.Auth == AuthXOAUTH2:
+		opts = append(opts, mail.WithSMTPAuth(mail.SMTPAuthXOAUTH2), mail.WithUsername(o.Username), mail.WithPassword(secret))
+	case o.Username != "" && o.TLS == TLSNone: // allowed by NewSender only with AllowInsecureAuth
+		opts = append(opts,
+			mail.WithOpportunisticSMTPAuth(mail.SMTPAuthPlainNoEnc, mail.SMTPAuthLoginNoEnc),
+			mail.WithUsername(o.Username), mail.WithPassword(secret))
+	case o.Username != "":
 		opts = append(opts,
 			mail.WithOpportunisticSMTPAuth(mail.SMTPAuthPlain, mail.SMTPAuthLogin),
-			mail.WithUsername(o.Username), mail.WithPassword(o.Password))
+			mail.WithUsername(o.Username), mail.WithPassword(secret))
 	}
 	c, err := mail.NewClient(o.Host, opts...)
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/mail"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -296,25 +298,20 @@ func TestSendAuth(t *testing.T) {
 	tests := []struct {
 		name      string
 		server    []smtptest.Option
+		caFile    bool // verify the relay with the server's test CA (smtp.ca_file)
 		change    func(*SMTPOptions)
 		wantErr   bool
 		wantCode  int
 		wantInErr string
 	}{
-		{name: "plain connection with auth", server: []smtptest.Option{smtptest.WithAuth("sanwatch", testPassword)},
-			change: func(o *SMTPOptions) { o.Username, o.Password = "sanwatch", testPassword }},
-		{name: "starttls with auth", server: []smtptest.Option{smtptest.WithAuth("sanwatch", testPassword)},
-			change: func(o *SMTPOptions) {
-				o.TLS, o.InsecureSkipVerify, o.Username, o.Password = TLSStartTLS, true, "sanwatch", testPassword
-			}},
-		{name: "implicit tls with auth", server: []smtptest.Option{smtptest.WithAuth("sanwatch", testPassword), smtptest.WithImplicitTLS()},
-			change: func(o *SMTPOptions) {
-				o.TLS, o.InsecureSkipVerify, o.Username, o.Password = TLSImplicit, true, "sanwatch", testPassword
-			}},
-		{name: "wrong password is permanent and not echoed", server: []smtptest.Option{smtptest.WithAuth("sanwatch", "other")},
-			change: func(o *SMTPOptions) {
-				o.TLS, o.InsecureSkipVerify, o.Username, o.Password = TLSStartTLS, true, "sanwatch", testPassword
-			},
+		{name: "plain connection with auth when allowed", server: []smtptest.Option{smtptest.WithAuth("sanwatch", testPassword)},
+			change: func(o *SMTPOptions) { o.Username, o.Password, o.AllowInsecureAuth = "sanwatch", testPassword, true }},
+		{name: "starttls with auth", server: []smtptest.Option{smtptest.WithAuth("sanwatch", testPassword)}, caFile: true,
+			change: func(o *SMTPOptions) { o.TLS, o.Username, o.Password = TLSStartTLS, "sanwatch", testPassword }},
+		{name: "implicit tls with auth", server: []smtptest.Option{smtptest.WithAuth("sanwatch", testPassword), smtptest.WithImplicitTLS()}, caFile: true,
+			change: func(o *SMTPOptions) { o.TLS, o.Username, o.Password = TLSImplicit, "sanwatch", testPassword }},
+		{name: "wrong password is permanent and not echoed", server: []smtptest.Option{smtptest.WithAuth("sanwatch", "other")}, caFile: true,
+			change:  func(o *SMTPOptions) { o.TLS, o.Username, o.Password = TLSStartTLS, "sanwatch", testPassword },
 			wantErr: true, wantCode: 535, wantInErr: "SMTP AUTH failed"},
 		{name: "no credentials when required", server: []smtptest.Option{smtptest.WithAuth("sanwatch", testPassword)},
 			wantErr: true, wantCode: 530, wantInErr: "530"},
@@ -327,12 +324,22 @@ func TestSendAuth(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := smtptest.Start(t, tc.server...)
-			s := newSender(t, srv, tc.change)
+			s := newSender(t, srv, func(o *SMTPOptions) {
+				if tc.caFile {
+					o.CAFile = srv.CAFile()
+				}
+				if tc.change != nil {
+					tc.change(o)
+				}
+			})
 			m := testMessage()
 			err := s.Send(context.Background(), m, render(t, m))
 			if !tc.wantErr {
 				require.NoError(t, err)
-				require.Len(t, srv.WaitMessages(1, 5*time.Second), 1)
+				got := srv.WaitMessages(1, 5*time.Second)
+				require.Len(t, got, 1)
+				require.Equal(t, "sanwatch", got[0].User)
+				require.Equal(t, tc.caFile, got[0].TLS)
 				return
 			}
 			require.Error(t, err)
@@ -344,6 +351,60 @@ func TestSendAuth(t *testing.T) {
 			require.NotContains(t, err.Error(), testPassword)
 			require.NotContains(t, fmt.Sprintf("%+v %#v", err, err), testPassword)
 			require.Empty(t, srv.Messages())
+		})
+	}
+}
+
+// TestSendTLS: the relay's certificate is verified, never skipped: against
+// smtp.ca_file (a CA made at test time) with STARTTLS and implicit TLS, for
+// the host or smtp.server_name. Without the CA, or with a name the
+// certificate does not hold, the send fails permanently and says why.
+func TestSendTLS(t *testing.T) {
+	tests := []struct {
+		name       string
+		implicit   bool
+		caFile     bool
+		serverName string
+		wantErr    string // in the error; empty: delivered
+	}{
+		{name: "starttls with ca_file", caFile: true},
+		{name: "implicit tls with ca_file", implicit: true, caFile: true},
+		{name: "starttls with ca_file and server_name", caFile: true, serverName: smtptest.CertName},
+		{name: "implicit tls with ca_file and server_name", implicit: true, caFile: true, serverName: "localhost"},
+		{name: "starttls without ca_file", wantErr: "tls: failed to verify certificate: x509: certificate signed by unknown authority"},
+		{name: "implicit tls without ca_file", implicit: true,
+			wantErr: "tls handshake: tls: failed to verify certificate: x509: certificate signed by unknown authority"},
+		{name: "starttls with a wrong server_name", caFile: true, serverName: "mail.example.com",
+			wantErr: "x509: certificate is valid for localhost, " + smtptest.CertName + ", not mail.example.com"},
+		{name: "implicit tls with a wrong server_name", implicit: true, caFile: true, serverName: "mail.example.com",
+			wantErr: "x509: certificate is valid for localhost, " + smtptest.CertName + ", not mail.example.com"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var opts []smtptest.Option
+			mode := TLSStartTLS
+			if tc.implicit {
+				opts, mode = append(opts, smtptest.WithImplicitTLS()), TLSImplicit
+			}
+			srv := smtptest.Start(t, opts...)
+			s := newSender(t, srv, func(o *SMTPOptions) {
+				o.TLS, o.ServerName = mode, tc.serverName
+				if tc.caFile {
+					o.CAFile = srv.CAFile()
+				}
+			})
+			m := testMessage()
+			err := s.Send(context.Background(), m, render(t, m))
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				require.True(t, IsPermanent(err), "a certificate that does not verify is permanent: %v", err)
+				require.Empty(t, srv.Messages())
+				return
+			}
+			require.NoError(t, err)
+			got := srv.WaitMessages(1, 5*time.Second)
+			require.Len(t, got, 1)
+			require.True(t, got[0].TLS, "delivered over TLS")
 		})
 	}
 }
@@ -371,6 +432,8 @@ func TestRedact(t *testing.T) {
 }
 
 func TestNewSender(t *testing.T) {
+	notPEM := filepath.Join(t.TempDir(), "not.pem")
+	require.NoError(t, os.WriteFile(notPEM, []byte("not a certificate"), 0o600))
 	tests := []struct {
 		name     string
 		opts     SMTPOptions
@@ -388,6 +451,22 @@ func TestNewSender(t *testing.T) {
 		{name: "bad port", opts: SMTPOptions{Host: "h", Port: 70000}, wantErr: "new sender: smtp port 70000 out of range 1-65535"},
 		{name: "negative timeout", opts: SMTPOptions{Host: "h", Timeout: -time.Second}, wantErr: "new sender: smtp timeout -1s is negative"},
 		{name: "password not echoed", opts: SMTPOptions{Host: "h", Port: -1, Password: testPassword}, wantErr: "new sender: smtp port -1 out of range 1-65535"},
+		{name: "credentials over none", opts: SMTPOptions{Host: "h", TLS: TLSNone, Username: "u", Password: testPassword},
+			wantErr: "new sender: smtp credentials over tls mode none would cross the network in clear text: use starttls or tls, or allow insecure auth"},
+		{name: "xoauth2 over none", opts: SMTPOptions{Host: "h", TLS: TLSNone, Username: "u", Auth: AuthXOAUTH2, Token: &TokenFile{Path: "/run/token"}},
+			wantErr: "new sender: smtp credentials over tls mode none would cross the network in clear text: use starttls or tls, or allow insecure auth"},
+		{name: "xoauth2 without username", opts: SMTPOptions{Host: "h", Auth: AuthXOAUTH2, Token: &TokenFile{Path: "/run/token"}},
+			wantErr: "new sender: smtp auth xoauth2 needs a username (the mailbox the token is for)"},
+		{name: "xoauth2 without token source", opts: SMTPOptions{Host: "h", Auth: AuthXOAUTH2, Username: "u"},
+			wantErr: "new sender: smtp auth xoauth2 needs a token source"},
+		{name: "unknown auth", opts: SMTPOptions{Host: "h", Auth: "ntlm"},
+			wantErr: `new sender: unknown smtp auth "ntlm": allowed empty (plain/login) or xoauth2`},
+		{name: "bad server name", opts: SMTPOptions{Host: "h", ServerName: "a b"},
+			wantErr: `new sender: smtp server name "a b" is not a host name`},
+		{name: "missing ca file", opts: SMTPOptions{Host: "h", CAFile: "/nonexistent/ca.pem"},
+			wantErr: "new sender: read smtp ca file: open /nonexistent/ca.pem: no such file or directory"},
+		{name: "ca file without certificates", opts: SMTPOptions{Host: "h", CAFile: notPEM},
+			wantErr: "new sender: smtp ca file " + notPEM + " holds no PEM certificates"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

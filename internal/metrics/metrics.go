@@ -1,6 +1,6 @@
 // Package metrics holds sanwatch's Prometheus metrics, an adapter that feeds
-// the Temporal SDK's metrics into the same registry, and the HTTP server that
-// exposes them with /healthz and /debug/pprof.
+// the Temporal SDK's metrics into the same registry, the HTTP server that
+// exposes them with /healthz, and a loopback-only /debug/pprof server.
 package metrics
 
 import (

@@ -163,12 +163,56 @@ func TestHealthz(t *testing.T) {
 	}
 }
 
-func TestPprof(t *testing.T) {
-	code, body := get(t, NewMux(New(), nil), "/debug/pprof/")
-	require.Equal(t, http.StatusOK, code)
-	require.Contains(t, body, "goroutine")
-	code, _ = get(t, NewMux(New(), nil), "/debug/pprof/cmdline")
-	require.Equal(t, http.StatusOK, code)
+// TestPprofOnlyOnItsOwnMux: the metrics mux, which is reached over the
+// network, serves no /debug/pprof (cmdline would show the process's argv);
+// the pprof mux does.
+func TestPprofOnlyOnItsOwnMux(t *testing.T) {
+	tests := []struct {
+		name     string
+		mux      http.Handler
+		path     string
+		wantCode int
+	}{
+		{name: "metrics: index", mux: NewMux(New(), nil), path: "/debug/pprof/", wantCode: http.StatusNotFound},
+		{name: "metrics: cmdline", mux: NewMux(New(), nil), path: "/debug/pprof/cmdline", wantCode: http.StatusNotFound},
+		{name: "metrics: heap", mux: NewMux(New(), nil), path: "/debug/pprof/heap", wantCode: http.StatusNotFound},
+		{name: "pprof: index", mux: NewPprofMux(), path: "/debug/pprof/", wantCode: http.StatusOK},
+		{name: "pprof: cmdline", mux: NewPprofMux(), path: "/debug/pprof/cmdline", wantCode: http.StatusOK},
+		{name: "pprof: no metrics", mux: NewPprofMux(), path: "/metrics", wantCode: http.StatusNotFound},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _ := get(t, tc.mux, tc.path)
+			require.Equal(t, tc.wantCode, code)
+		})
+	}
+}
+
+func TestServePprof(t *testing.T) {
+	t.Run("loopback", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		addr := ln.Addr().String()
+		require.NoError(t, ln.Close())
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- ServePprof(ctx, addr) }()
+		require.Eventually(t, func() bool {
+			resp, err := http.Get("http://" + addr + "/debug/pprof/")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK
+		}, 5*time.Second, 20*time.Millisecond)
+		cancel()
+		require.NoError(t, <-done)
+	})
+	t.Run("all interfaces refused", func(t *testing.T) {
+		err := ServePprof(context.Background(), "0.0.0.0:0")
+		require.ErrorIs(t, err, ErrNotLoopback)
+		require.ErrorContains(t, err, "listen for pprof on 0.0.0.0:0: bound to ")
+	})
 }
 
 func fetch(t *testing.T, url string) (int, string) {

@@ -2,7 +2,9 @@
 // built on github.com/emersion/go-smtp. It records what it receives and can
 // be told to fail the next transactions (451, 550, a dropped connection, a
 // server that never answers) or to refuse connections, so that senders and
-// their retries are tested against real SMTP.
+// their retries are tested against real SMTP. It speaks STARTTLS or implicit
+// TLS with a certificate signed by a CA made at Start (CAFile, CertPool), and
+// authenticates with PLAIN and LOGIN (WithAuth) or XOAUTH2 (WithXOAUTH2).
 package smtptest
 
 import (
@@ -13,6 +15,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -20,7 +23,10 @@ import (
 	"math/big"
 	"net"
 	"net/mail"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -65,7 +71,17 @@ type Received struct {
 	To     []string
 	Data   []byte
 	Header mail.Header // parsed with net/mail
+	TLS    bool        // the message came over TLS (STARTTLS or implicit)
+	User   string      // the user the session authenticated as; empty: none
 }
+
+// CertNames are the names in the server certificate besides 127.0.0.1:
+// "localhost", and CertName, which resolves nowhere and so can only be
+// reached by dialling 127.0.0.1 and verifying it as the server name.
+var CertNames = []string{"localhost", CertName}
+
+// CertName is a name the server certificate is valid for that no DNS knows.
+const CertName = "smtp.sanwatch.test"
 
 // Option configures a Server at Start.
 type Option func(*Server)
@@ -77,10 +93,21 @@ func WithAuth(username, password string) Option {
 }
 
 // WithImplicitTLS makes the listener speak TLS from the first byte (the
-// SMTPS/465 style). Without it the server offers STARTTLS. The certificate is
-// self-signed for 127.0.0.1, so clients must skip verification or use CertPool.
+// SMTPS/465 style). Without it the server offers STARTTLS. The certificate,
+// for 127.0.0.1 and CertNames, is signed by a CA made at Start: clients
+// verify it with CertPool or CAFile.
 func WithImplicitTLS() Option {
 	return func(s *Server) { s.implicitTLS = true }
+}
+
+// WithXOAUTH2 makes the server offer AUTH XOAUTH2 (Gmail, Microsoft 365) for
+// username, accepting a bearer token when valid says so; MAIL FROM without
+// authentication is then refused with 530. The client's initial response
+// must be exactly "user=<username>\x01auth=Bearer <token>\x01\x01". A refused
+// token gets the 334 error challenge real servers send, then 535. Tokens
+// returns every token presented.
+func WithXOAUTH2(username string, valid func(token string) bool) Option {
+	return func(s *Server) { s.oauthUser, s.oauthValid = username, valid }
 }
 
 // Server is a running test SMTP server.
@@ -90,8 +117,12 @@ type Server struct {
 	addr        string
 	tlsConfig   *tls.Config
 	certPool    *x509.CertPool
+	caPEM       []byte
+	caFile      string
 	implicitTLS bool
 	user, pass  string
+	oauthUser   string
+	oauthValid  func(string) bool
 
 	mu          sync.Mutex
 	changed     *sync.Cond
@@ -103,6 +134,7 @@ type Server struct {
 	attempts    int
 	connections int
 	closed      bool
+	tokens      []string
 }
 
 // Start runs a server on 127.0.0.1 on a free port. It is closed by t.Cleanup.
@@ -113,11 +145,13 @@ func Start(t testing.TB, opts ...Option) *Server {
 	for _, o := range opts {
 		o(s)
 	}
-	cert, pool, err := selfSigned()
+	cert, caPEM, err := newCertificate()
 	if err != nil {
 		t.Fatalf("smtptest: create certificate: %v", err)
 	}
-	s.certPool = pool
+	s.caPEM = caPEM
+	s.certPool = x509.NewCertPool()
+	s.certPool.AppendCertsFromPEM(caPEM)
 	s.tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 
 	s.srv = smtp.NewServer(smtp.BackendFunc(s.newSession))
@@ -183,8 +217,36 @@ func (s *Server) Port() int {
 	return n
 }
 
-// CertPool returns a pool holding the server's self-signed certificate.
+// CertPool returns a pool holding the CA that signed the server's
+// certificate, and nothing else.
 func (s *Server) CertPool() *x509.CertPool { return s.certPool }
+
+// CAPEM returns the CA certificate that signed the server's certificate, as PEM.
+func (s *Server) CAPEM() []byte { return append([]byte(nil), s.caPEM...) }
+
+// CAFile writes the CA certificate (CAPEM) to a file in a temporary
+// directory of the test and returns its path: an smtp.ca_file.
+func (s *Server) CAFile() string {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.caFile == "" {
+		p := filepath.Join(s.t.TempDir(), "smtptest-ca.pem")
+		if err := os.WriteFile(p, s.caPEM, 0o600); err != nil {
+			s.t.Fatalf("smtptest: write CA file: %v", err)
+		}
+		s.caFile = p
+	}
+	return s.caFile
+}
+
+// Tokens returns the XOAUTH2 bearer tokens presented so far, accepted or
+// not, in order.
+func (s *Server) Tokens() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.tokens...)
+}
 
 // Messages returns a copy of the messages accepted so far, in order.
 func (s *Server) Messages() []Received {
@@ -329,7 +391,7 @@ func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 type session struct {
 	s      *Server
 	conn   *smtp.Conn
-	authed bool
+	authed string // the user authenticated as; empty: none
 	from   string
 	to     []string
 	fault  Mode
@@ -343,11 +405,18 @@ var (
 	errAuth = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required"}
 )
 
+// mechXOAUTH2 is the SASL name of XOAUTH2.
+const mechXOAUTH2 = "XOAUTH2"
+
 func (ss *session) AuthMechanisms() []string {
-	if ss.s.user == "" {
-		return nil
+	var mechs []string
+	if ss.s.user != "" {
+		mechs = append(mechs, sasl.Plain, sasl.Login)
 	}
-	return []string{sasl.Plain, sasl.Login}
+	if ss.s.oauthUser != "" {
+		mechs = append(mechs, mechXOAUTH2)
+	}
+	return mechs
 }
 
 func (ss *session) Auth(mech string) (sasl.Server, error) {
@@ -355,14 +424,16 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 		if username != ss.s.user || password != ss.s.pass {
 			return smtp.ErrAuthFailed
 		}
-		ss.authed = true
+		ss.authed = username
 		return nil
 	}
-	switch mech {
-	case sasl.Plain:
+	switch {
+	case mech == sasl.Plain && ss.s.user != "":
 		return sasl.NewPlainServer(func(_, username, password string) error { return check(username, password) }), nil
-	case sasl.Login:
+	case mech == sasl.Login && ss.s.user != "":
 		return &loginServer{check: check}, nil
+	case mech == mechXOAUTH2 && ss.s.oauthUser != "":
+		return &xoauth2Server{ss: ss}, nil
 	}
 	return nil, smtp.ErrAuthUnknownMechanism
 }
@@ -371,7 +442,7 @@ func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 	ss.s.mu.Lock()
 	ss.s.attempts++
 	ss.s.mu.Unlock()
-	if ss.s.user != "" && !ss.authed {
+	if (ss.s.user != "" || ss.s.oauthUser != "") && ss.authed == "" {
 		return errAuth
 	}
 	ss.fault = ss.s.takeFault(Temp4xx, Perm5xx, Drop)
@@ -404,8 +475,11 @@ func (ss *session) Data(r io.Reader) error {
 	if err != nil {
 		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "Malformed message: " + err.Error()}
 	}
+	_, isTLS := ss.conn.TLSConnectionState()
 	ss.s.mu.Lock()
-	ss.s.messages = append(ss.s.messages, Received{From: ss.from, To: append([]string(nil), ss.to...), Data: data, Header: msg.Header})
+	ss.s.messages = append(ss.s.messages, Received{
+		From: ss.from, To: append([]string(nil), ss.to...), Data: data, Header: msg.Header, TLS: isTLS, User: ss.authed,
+	})
 	ss.s.changed.Broadcast()
 	ss.s.mu.Unlock()
 	return nil
@@ -446,25 +520,101 @@ func (l *loginServer) Next(response []byte) ([]byte, bool, error) {
 	return nil, false, errors.New("unexpected client response")
 }
 
-// selfSigned makes an ECDSA certificate for 127.0.0.1 and localhost.
-func selfSigned() (tls.Certificate, *x509.CertPool, error) {
+// xoauth2Server is the server side of AUTH XOAUTH2: one initial response
+// "user=<user>\x01auth=Bearer <token>\x01\x01"; a refused token gets a 334
+// challenge with a JSON error, and the client's (empty) answer a 535, as
+// Gmail and Microsoft 365 do.
+type xoauth2Server struct {
+	ss      *session
+	refused bool
+}
+
+// xoauth2Error is the challenge sent for a refused token.
+const xoauth2Error = `{"status":"401","schemes":"Bearer","scope":"https://mail.google.com/"}`
+
+func (x *xoauth2Server) Next(response []byte) ([]byte, bool, error) {
+	if x.refused {
+		return nil, true, smtp.ErrAuthFailed
+	}
+	if response == nil {
+		return nil, false, nil // ask for the initial response
+	}
+	user, token, ok := parseXOAUTH2(string(response))
+	if !ok {
+		return nil, true, &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: "Malformed XOAUTH2 response"}
+	}
+	s := x.ss.s
+	s.mu.Lock()
+	s.tokens = append(s.tokens, token)
+	s.mu.Unlock()
+	if user != s.oauthUser || s.oauthValid == nil || !s.oauthValid(token) {
+		x.refused = true
+		return []byte(xoauth2Error), false, nil
+	}
+	x.ss.authed = user
+	return nil, true, nil
+}
+
+// parseXOAUTH2 splits "user=<user>\x01auth=Bearer <token>\x01\x01", and
+// nothing else, into the user and the token.
+func parseXOAUTH2(r string) (user, token string, ok bool) {
+	rest, found := strings.CutSuffix(r, "\x01\x01")
+	if !found {
+		return "", "", false
+	}
+	userPart, authPart, found := strings.Cut(rest, "\x01")
+	if !found || strings.Contains(authPart, "\x01") {
+		return "", "", false
+	}
+	user, ok1 := strings.CutPrefix(userPart, "user=")
+	token, ok2 := strings.CutPrefix(authPart, "auth=Bearer ")
+	if !ok1 || !ok2 || user == "" || token == "" || strings.ContainsAny(token, " \t") {
+		return "", "", false
+	}
+	return user, token, true
+}
+
+// newCertificate makes a CA and, signed by it, an ECDSA server certificate
+// for 127.0.0.1 and CertNames. It returns the server certificate with its
+// chain and the CA as PEM.
+func newCertificate() (tls.Certificate, []byte, error) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, nil, fmt.Errorf("generate CA key: %w", err)
+	}
+	caTmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "smtptest CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return tls.Certificate{}, nil, fmt.Errorf("create CA certificate: %w", err)
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return tls.Certificate{}, nil, fmt.Errorf("parse CA certificate: %w", err)
+	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return tls.Certificate{}, nil, fmt.Errorf("generate key: %w", err)
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "smtptest"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:              []string{"localhost"},
+		SerialNumber: big.NewInt(2),
+		Subject:      pkix.Name{CommonName: "smtptest"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:     CertNames,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 	if err != nil {
 		return tls.Certificate{}, nil, fmt.Errorf("create certificate: %w", err)
 	}
@@ -472,7 +622,6 @@ func selfSigned() (tls.Certificate, *x509.CertPool, error) {
 	if err != nil {
 		return tls.Certificate{}, nil, fmt.Errorf("parse certificate: %w", err)
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool, nil
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+	return tls.Certificate{Certificate: [][]byte{der, caDER}, PrivateKey: key, Leaf: leaf}, caPEM, nil
 }

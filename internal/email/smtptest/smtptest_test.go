@@ -2,9 +2,11 @@ package smtptest
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -150,4 +152,108 @@ func TestWaitMessagesTimesOut(t *testing.T) {
 	require.Empty(t, got)
 	require.GreaterOrEqual(t, time.Since(start), 100*time.Millisecond)
 	require.Less(t, time.Since(start), 2*time.Second)
+}
+
+// xoauth2Client is the client side of XOAUTH2 with a raw initial response.
+type xoauth2Client struct{ ir string }
+
+func (c xoauth2Client) Start() (string, []byte, error) { return "XOAUTH2", []byte(c.ir), nil }
+func (c xoauth2Client) Next([]byte) ([]byte, error)    { return []byte{}, nil }
+
+func TestServerXOAUTH2(t *testing.T) {
+	const user = "alerts@example.com"
+	tests := []struct {
+		name      string
+		ir        string
+		wantCode  int // 0: accepted
+		wantToken string
+	}{
+		{name: "valid token", ir: "user=" + user + "\x01auth=Bearer good-token\x01\x01", wantToken: "good-token"},
+		{name: "refused token", ir: "user=" + user + "\x01auth=Bearer stale-token\x01\x01", wantCode: 535, wantToken: "stale-token"},
+		{name: "other user", ir: "user=someone@example.com\x01auth=Bearer good-token\x01\x01", wantCode: 535, wantToken: "good-token"},
+		{name: "no trailing separators", ir: "user=" + user + "\x01auth=Bearer good-token", wantCode: 501},
+		{name: "not bearer", ir: "user=" + user + "\x01auth=Basic good-token\x01\x01", wantCode: 501},
+		{name: "extra field", ir: "user=" + user + "\x01host=x\x01auth=Bearer good-token\x01\x01", wantCode: 501},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := Start(t, WithXOAUTH2(user, func(tok string) bool { return tok == "good-token" }))
+			c, err := smtp.DialStartTLS(s.Addr(), &tls.Config{RootCAs: s.CertPool(), MinVersion: tls.VersionTLS12})
+			require.NoError(t, err)
+			defer c.Close()
+			require.Equal(t, 530, smtpCode(t, c.Mail("a@example.com", nil)), "mail before auth")
+			err = c.Auth(xoauth2Client{ir: tc.ir})
+			if tc.wantCode != 0 {
+				require.Equal(t, tc.wantCode, smtpCode(t, err))
+			} else {
+				require.NoError(t, err)
+				require.NoError(t, c.Mail("a@example.com", nil))
+			}
+			if tc.wantToken != "" {
+				require.Equal(t, []string{tc.wantToken}, s.Tokens())
+			} else {
+				require.Empty(t, s.Tokens())
+			}
+		})
+	}
+}
+
+// TestServerTLSVerified: the certificate verifies against the test CA alone
+// (CertPool, CAFile) for 127.0.0.1, localhost and CertName, with STARTTLS
+// and implicit TLS, and not against the system roots.
+func TestServerTLSVerified(t *testing.T) {
+	fromFile := func(s *Server) *x509.CertPool {
+		data, err := os.ReadFile(s.CAFile())
+		require.NoError(t, err)
+		pool := x509.NewCertPool()
+		require.True(t, pool.AppendCertsFromPEM(data))
+		return pool
+	}
+	tests := []struct {
+		name       string
+		implicit   bool
+		pool       func(*Server) *x509.CertPool
+		serverName string
+		wantErr    string
+	}{
+		{name: "starttls, CA pool, ip", pool: (*Server).CertPool, serverName: "127.0.0.1"},
+		{name: "starttls, CA file, cert name", pool: fromFile, serverName: CertName},
+		{name: "implicit, CA file, localhost", implicit: true, pool: fromFile, serverName: "localhost"},
+		{name: "implicit, system roots", implicit: true, pool: func(*Server) *x509.CertPool { return nil }, serverName: "127.0.0.1",
+			wantErr: "certificate signed by unknown authority"},
+		{name: "starttls, other name", pool: (*Server).CertPool, serverName: "mail.example.com",
+			wantErr: "certificate is valid for localhost, " + CertName + ", not mail.example.com"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var opts []Option
+			if tc.implicit {
+				opts = append(opts, WithImplicitTLS())
+			}
+			s := Start(t, opts...)
+			cfg := &tls.Config{RootCAs: tc.pool(s), ServerName: tc.serverName, MinVersion: tls.VersionTLS12}
+			var (
+				c   *smtp.Client
+				err error
+			)
+			if tc.implicit {
+				c, err = smtp.DialTLS(s.Addr(), cfg)
+			} else {
+				c, err = smtp.DialStartTLS(s.Addr(), cfg)
+			}
+			if err == nil { // the handshake may wait for the first command
+				defer c.Close()
+				err = c.SendMail("a@example.com", []string{"b@example.com"}, strings.NewReader(testMail))
+			}
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				require.Empty(t, s.Messages())
+				return
+			}
+			require.NoError(t, err)
+			got := s.WaitMessages(1, 5*time.Second)
+			require.Len(t, got, 1)
+			require.True(t, got[0].TLS, "received over TLS")
+		})
+	}
 }
