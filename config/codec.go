@@ -2,7 +2,6 @@ package config
 
 import (
 	"errors"
-	"fmt"
 	"net/url"
 	"strings"
 
@@ -54,5 +53,5 @@ func validateCodec(c Codec) error {
 // keysAllowed turns a key-parsing error message into the "allowed" phrase of
 // a ValidationError: what is wrong with which key id, on one line.
 func keysAllowed(msg string) string {
-	return fmt.Sprintf("%s (each line \"id:base64\" of %d bytes)", strings.ReplaceAll(msg, "\n", "; "), codec.KeySize)
+	return strings.ReplaceAll(msg, "\n", "; ")
 }

@@ -59,7 +59,7 @@ func TestParseKeys(t *testing.T) {
 		{name: "long id", sep: '\n', data: strings.Repeat("a", 33) + ":" + strings.TrimPrefix(l1, "k1:"), wantErr: "key at line 1: id must be 1-32 of A-Z a-z 0-9 . _ -"},
 		{name: "duplicate id", sep: '\n', data: l1 + "\n" + l1, wantErr: `key "k1" (line 2): id is used by an earlier key`},
 		{name: "not base64", sep: '\n', data: "k1:not*base64", wantErr: `key "k1" (line 1): is not standard base64`},
-		{name: "only comments", sep: '\n', data: "# nothing\n\n", wantErr: "holds no keys"},
+		{name: "only comments", sep: '\n', data: "# nothing\n\n", wantErr: `holds no keys (one "id:base64-of-32-bytes" per line)`},
 		{name: "two errors", sep: ',', data: short + "," + long,
 			wantErr: "key \"short\" (entry 1): is 16 bytes, must be 32 (AES-256; make one with `openssl rand -base64 32`)\n" +
 				"key \"long\" (entry 2): is 33 bytes, must be 32 (AES-256; make one with `openssl rand -base64 32`)"},

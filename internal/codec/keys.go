@@ -117,7 +117,7 @@ func ParseKeys(data []byte, sep byte) ([]Key, error) {
 		return nil, errors.Join(errs...)
 	}
 	if len(keys) == 0 {
-		return nil, errors.New("holds no keys")
+		return nil, errors.New(`holds no keys (one "id:base64-of-32-bytes" per line)`)
 	}
 	return keys, nil
 }
