@@ -2,11 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -99,4 +105,83 @@ func (c *cli) serveCodec(ctx context.Context, insecure bool) error {
 		return fmt.Errorf("codec-server: shut down: %w", err)
 	}
 	return nil
+}
+
+func (c *cli) codecKeygenCmd() *cobra.Command {
+	var keysFile, tokenFile string
+	cmd := &cobra.Command{
+		Use:   "codec-keygen",
+		Short: "Write a new payload encryption key file (and a codec server token) unless they exist",
+		Long: "Write --keys-file with one new key, \"<id>:<base64 of 32 random bytes>\", mode 0600, and, with --token-file, " +
+			"a random bearer token for the codec server. Existing files are kept as they are, so it can run at every start " +
+			"(the compose stack does). To rotate, put a new key line on top of the file by hand and keep the old ones below.",
+		Args: cobra.NoArgs,
+		// No configuration: codec.keys_file may name the file this makes.
+		PersistentPreRunE: func(*cobra.Command, []string) error { return nil },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			id := "k" + time.Now().UTC().Format("20060102T150405")
+			made, err := writeNew(keysFile, func() (string, error) {
+				secret := make([]byte, codec.KeySize)
+				if _, err := rand.Read(secret); err != nil {
+					return "", err
+				}
+				return id + ":" + base64.StdEncoding.EncodeToString(secret) + "\n", nil
+			})
+			if err != nil {
+				return fmt.Errorf("codec-keygen: %w", err)
+			}
+			report(c.stdout, keysFile, made, "key "+id)
+			if tokenFile == "" {
+				return nil
+			}
+			made, err = writeNew(tokenFile, func() (string, error) {
+				b := make([]byte, 32)
+				if _, err := rand.Read(b); err != nil {
+					return "", err
+				}
+				return hex.EncodeToString(b) + "\n", nil
+			})
+			if err != nil {
+				return fmt.Errorf("codec-keygen: %w", err)
+			}
+			report(c.stdout, tokenFile, made, "token")
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&keysFile, "keys-file", "", "the key file to write (required)")
+	cmd.Flags().StringVar(&tokenFile, "token-file", "", "also write a codec server bearer token here")
+	_ = cmd.MarkFlagRequired("keys-file")
+	return cmd
+}
+
+// writeNew writes what content returns to path, mode 0600, unless path exists.
+func writeNew(path string, content func() (string, error)) (bool, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("create %s: %w", path, err)
+	}
+	s, err := content()
+	if err == nil {
+		_, err = f.WriteString(s)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(path)
+		return false, fmt.Errorf("write %s: %w", path, err)
+	}
+	return true, nil
+}
+
+// report says what codec-keygen did with a file, never its content.
+func report(w io.Writer, path string, made bool, what string) {
+	if made {
+		fmt.Fprintf(w, "codec-keygen: wrote %s (%s, mode 0600)\n", path, what)
+		return
+	}
+	fmt.Fprintf(w, "codec-keygen: %s exists, kept\n", path)
 }
