@@ -69,7 +69,7 @@ func FailureMessage(dc converter.DataConverter, f *failurepb.Failure) string {
 		Message string `json:"message"`
 	}
 	if err := dc.FromPayload(f.GetEncodedAttributes(), &attrs); err != nil {
-		return f.GetMessage() + " (encrypted; decode: " + err.Error() + ")"
+		return f.GetMessage() + " (encrypted; set the codec keys to read it: " + err.Error() + ")"
 	}
 	return attrs.Message
 }
