@@ -26,16 +26,18 @@ FROM alpine:${ALPINE_VERSION}
 RUN apk add --no-cache ca-certificates tzdata \
  && addgroup -S -g 10001 sanwatch \
  && adduser -S -D -H -u 10001 -G sanwatch -h /data sanwatch \
- && mkdir -p /data /etc/sanwatch \
- && chown sanwatch:sanwatch /data
+ && mkdir -p /data /etc/sanwatch /var/lib/sanwatch/codec \
+ && chown sanwatch:sanwatch /data /var/lib/sanwatch/codec \
+ && chmod 0700 /var/lib/sanwatch/codec
 COPY --from=build /out/worker /out/starter /usr/local/bin/
 COPY config/advisories.yaml /etc/sanwatch/advisories.yaml
 COPY config/sanwatch.example.yaml /etc/sanwatch/sanwatch.example.yaml
 ENV SANWATCH_ADVISORIES=/etc/sanwatch/advisories.yaml \
     SANWATCH_DATA_DIR=/data \
     SANWATCH_INGEST_ROOTS=/data
-# /data is owned by sanwatch, so an empty named volume mounted there starts
-# out writable by the non-root user (Docker copies the ownership).
+# /data and /var/lib/sanwatch/codec (the payload key, made by `starter
+# codec-keygen`) are owned by sanwatch, so empty named volumes mounted there
+# start out writable by the non-root user (Docker copies the ownership).
 WORKDIR /data
 USER 10001:10001
 EXPOSE 9090

@@ -67,6 +67,7 @@ type options struct {
 	cpuProfile          string
 	server              string // -server: inprocess, external or both
 	temporalCLI         string
+	encrypt             bool      // -encrypt: clients and workers seal payloads with AES-256-GCM
 	progress            io.Writer // where progress lines go (stderr)
 }
 
@@ -93,6 +94,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		"external (the Temporal CLI dev server as its own process, in memory; the bench hosts only the workers) or "+
 		"both (the scan comparison once per mode against the same in-process baseline; latency and scale use external)")
 	fs.StringVar(&o.temporalCLI, "temporal-cli", defaultTemporalCLI(), "the Temporal CLI the external server runs ($SANWATCH_TEMPORAL_CLI or bin/temporal)")
+	fs.BoolVar(&o.encrypt, "encrypt", false, "encrypt every payload (AES-256-GCM under a random key) as workers with codec keys do: what the codec costs")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
 		return o, fmt.Errorf("parse flags: %w", err)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -19,6 +20,8 @@ import (
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/server/temporaltest"
 
+	"github.com/sanwatch/sanwatch/internal/app"
+	"github.com/sanwatch/sanwatch/internal/codec"
 	"github.com/sanwatch/sanwatch/internal/search"
 )
 
@@ -63,9 +66,9 @@ func startServer(ctx context.Context, o options, mode string) (*temporal, error)
 	var t *temporal
 	var err error
 	if mode == serverExternal {
-		t, err = startExternal(ctx, o.temporalCLI)
+		t, err = startExternal(ctx, o.temporalCLI, o.encrypt)
 	} else {
-		t, err = startInProcess()
+		t, err = startInProcess(o.encrypt)
 	}
 	if err != nil {
 		return nil, err
@@ -81,22 +84,45 @@ func startServer(ctx context.Context, o options, mode string) (*temporal, error)
 	return t, nil
 }
 
+// clientOptions returns opts, with payload encryption under a fresh random
+// key when encrypt is set (-encrypt: what the codec costs), as workers with
+// codec keys configured run.
+func clientOptions(opts client.Options, encrypt bool) (client.Options, error) {
+	if !encrypt {
+		return opts, nil
+	}
+	secret := make([]byte, codec.KeySize)
+	if _, err := rand.Read(secret); err != nil {
+		return opts, fmt.Errorf("make bench codec key: %w", err)
+	}
+	pc, err := codec.New([]codec.Key{{ID: "bench", Secret: secret}})
+	if err != nil {
+		return opts, fmt.Errorf("make bench codec: %w", err)
+	}
+	return app.WithCodec(opts, pc), nil
+}
+
 // startInProcess starts an in-process Temporal server (temporaltest without a
 // *testing.T: it then panics on errors, which is turned into an error here).
-func startInProcess() (t *temporal, err error) {
+func startInProcess(encrypt bool) (t *temporal, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			t, err = nil, fmt.Errorf("start temporal server: %v", p)
 		}
 	}()
 	ts := temporaltest.NewServer()
-	return &temporal{mode: serverInProcess, ts: ts, c: ts.GetDefaultClient()}, nil
+	opts, err := clientOptions(client.Options{Logger: tlog.NewStructuredLogger(quietLogger())}, encrypt)
+	if err != nil {
+		ts.Stop()
+		return nil, err
+	}
+	return &temporal{mode: serverInProcess, ts: ts, c: ts.NewClientWithOptions(opts)}, nil
 }
 
 // startExternal starts `cli server start-dev` in its own process group (in
 // memory, no UI, on a free loopback port), waits until `cli operator cluster
 // health` says it serves, and dials it.
-func startExternal(ctx context.Context, cli string) (*temporal, error) {
+func startExternal(ctx context.Context, cli string, encrypt bool) (*temporal, error) {
 	if _, err := os.Stat(cli); err != nil {
 		return nil, fmt.Errorf("find temporal cli (make tools, or -temporal-cli): %w", err)
 	}
@@ -122,7 +148,12 @@ func startExternal(ctx context.Context, cli string) (*temporal, error) {
 		t.stop()
 		return nil, err
 	}
-	c, err := client.DialContext(ctx, client.Options{HostPort: addr, Namespace: "default", Logger: tlog.NewStructuredLogger(quietLogger())})
+	opts, err := clientOptions(client.Options{HostPort: addr, Namespace: "default", Logger: tlog.NewStructuredLogger(quietLogger())}, encrypt)
+	if err != nil {
+		t.stop()
+		return nil, err
+	}
+	c, err := client.DialContext(ctx, opts)
 	if err != nil {
 		t.stop()
 		return nil, fmt.Errorf("connect to temporal dev server at %s: %w", addr, err)

@@ -188,6 +188,9 @@ func validate(c *Config) error {
 	default:
 		add(invalid("log.format", c.Log.Format, "must be text or json"))
 	}
+
+	// codec
+	add(validateCodec(c.Codec))
 	return errors.Join(errs...)
 }
 

@@ -324,6 +324,8 @@ func checkPublishedPorts(p *project) error {
 				errs = append(errs, fmt.Errorf("service %q: port %q is published on every interface of the host: bind it to 127.0.0.1", name, port))
 			case isPostgres(s):
 				errs = append(errs, fmt.Errorf("service %q: port %q publishes the database: keep it on the compose network", name, port))
+			case name == "codec-server" && container == "8081":
+				// The codec server's API, for the Temporal UI in the browser.
 			case slices.Contains(p.sanwatchServices(), name):
 				errs = append(errs, fmt.Errorf("service %q: port %q publishes metrics or pprof: scrape them on the compose network", name, port))
 			case strings.HasPrefix(s.Image, "axllent/mailpit:") && container != "8025":
@@ -632,6 +634,9 @@ func checkConfig(p *project) error {
 		}
 		env := s.Environment
 		cfg, err := config.Load(config.LoadOptions{File: file, Env: func(k string) (string, bool) {
+			if slices.Contains(codecFileVars, k) {
+				return "", false // made at run time in a volume: checkCodec
+			}
 			v, ok := env[k]
 			return v, ok
 		}})
@@ -803,6 +808,7 @@ var checks = []struct {
 	{"postgres health and data", checkPostgres},
 	{"sanwatch config loads from the compose env", checkConfig},
 	{"Dockerfile", checkDockerfile},
+	{"codec key volume, codec server and UI endpoint", checkCodec},
 }
 
 func TestCompose(t *testing.T) {
@@ -816,10 +822,10 @@ func TestCompose(t *testing.T) {
 
 func TestComposeServices(t *testing.T) {
 	p := loadProject(t)
-	want := []string{"mailpit", "sanwatch-db", "starter", "temporal", "temporal-admin-tools", "temporal-db",
+	want := []string{"codec-keys", "codec-server", "mailpit", "sanwatch-db", "starter", "temporal", "temporal-admin-tools", "temporal-db",
 		"temporal-schema", "temporal-ui", "worker"}
 	require.Equal(t, want, p.serviceNames())
-	require.Equal(t, []string{"starter", "worker"}, p.sanwatchServices())
+	require.Equal(t, []string{"codec-keys", "codec-server", "starter", "worker"}, p.sanwatchServices())
 }
 
 // TestChecksCatchMistakes breaks the real compose file (or Dockerfile) one
@@ -1026,7 +1032,9 @@ func TestChecksCatchMistakes(t *testing.T) {
 			name:   "undeclared volume",
 			mutate: func(p *project) { delete(p.file.Volumes, "sanwatch-data") },
 			check:  checkMounts,
-			want: `service "starter": volume "sanwatch-data" is not declared under volumes` + "\n" +
+			want: `service "codec-keys": volume "sanwatch-data" is not declared under volumes` + "\n" +
+				`service "codec-server": volume "sanwatch-data" is not declared under volumes` + "\n" +
+				`service "starter": volume "sanwatch-data" is not declared under volumes` + "\n" +
 				`service "worker": volume "sanwatch-data" is not declared under volumes`,
 		},
 		{
@@ -1154,7 +1162,9 @@ func TestChecksCatchMistakes(t *testing.T) {
 				p.file.Services["sanwatch-db"].Environment["POSTGRES_PASSWORD"] = "changed"
 			},
 			check: checkConfig,
-			want: `service "starter": store.dsn does not match POSTGRES_PASSWORD of service "sanwatch-db"` + "\n" +
+			want: `service "codec-keys": store.dsn does not match POSTGRES_PASSWORD of service "sanwatch-db"` + "\n" +
+				`service "codec-server": store.dsn does not match POSTGRES_PASSWORD of service "sanwatch-db"` + "\n" +
+				`service "starter": store.dsn does not match POSTGRES_PASSWORD of service "sanwatch-db"` + "\n" +
 				`service "worker": store.dsn does not match POSTGRES_PASSWORD of service "sanwatch-db"`,
 		},
 		{

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,9 +64,14 @@ func TestMain(m *testing.M) {
 // harness is one test's world: a Temporal server, a data directory, a config
 // file, an SMTP server.
 type harness struct {
-	t       *testing.T
-	ts      *temporaltest.TestServer
-	c       client.Client
+	t  *testing.T
+	ts *temporaltest.TestServer
+	// c is sanwatch's client, built as the binaries build theirs
+	// (app.ClientOptions): with codec keys in the config it encrypts, and
+	// the in-process workers made from it do too.
+	c client.Client
+	// raw is a plain client of the server (no codec): what the server stores.
+	raw     client.Client
 	dir     string
 	cfgPath string
 	smtp    *smtptest.Server
@@ -131,6 +137,12 @@ worker:
 		filepath.Join(h.dir, "sim", "fleet.yaml"), filepath.Join(repoRoot, "config", "advisories.yaml"),
 		h.dir, h.smtp.Port(), o.extraYAML)
 	require.NoError(t, os.WriteFile(h.cfgPath, []byte(yaml), 0o600))
+	h.raw = h.c
+	if cfg := h.config(); cfg.Codec.KeysFile != "" || cfg.Codec.Keys != "" {
+		opts, err := app.ClientOptions(cfg, slog.New(slog.DiscardHandler), nil)
+		require.NoError(t, err)
+		h.c = ts.NewClientWithOptions(opts)
+	}
 	return h
 }
 

@@ -2,6 +2,8 @@
 # make demo: the whole sanwatch pipeline on this machine. Starts a Temporal dev
 # server, Mailpit and workers, simulates a fleet with injected faults, ingests
 # it, creates a Schedule for periodic scans, and prints a summary line.
+# Payloads are encrypted with a key made for the demo (data/demo/codec.keys);
+# the dev server's UI decodes them through `starter codec-server`.
 # DEMO_EXIT=1 stops everything afterwards and exits non-zero if a step failed;
 # otherwise the stack stays up until Ctrl-C.
 #
@@ -22,6 +24,7 @@ TEMPORAL_PORT=${DEMO_TEMPORAL_PORT:-7233}
 UI_PORT=${DEMO_UI_PORT:-8233}
 SMTP_PORT=${DEMO_SMTP_PORT:-1025}
 MAILPIT_PORT=${DEMO_MAILPIT_PORT:-8025}
+CODEC_PORT=${DEMO_CODEC_PORT:-8081}
 MAIN_METRICS=127.0.0.1:${DEMO_MAIN_METRICS_PORT:-9090}
 ANALYSIS_METRICS=127.0.0.1:${DEMO_ANALYSIS_METRICS_PORT:-9091}
 INGEST_TIMEOUT=${DEMO_INGEST_TIMEOUT:-15m}
@@ -135,13 +138,28 @@ export SANWATCH_SMTP_HOST=127.0.0.1
 export SANWATCH_SMTP_PORT=$SMTP_PORT
 export SANWATCH_SMTP_RATE_PER_SECOND=${SANWATCH_SMTP_RATE_PER_SECOND:-50}
 
+# Payload encryption: a fresh AES-256 key for this demo, readable by this
+# user only, given to every worker and starter through codec.keys_file. The
+# codec server lets the UI (and `temporal ... --codec-endpoint`) decode. The
+# dev server's UI cannot send a bearer token (the UI passes only an OIDC
+# access token, and the dev server has no login), so the demo's codec server
+# runs without codec.auth_token_file, which it allows on loopback only.
+CODEC_URL=http://127.0.0.1:$CODEC_PORT
+( umask 077 && printf 'demo-%s:%s\n' "$(date -u +%Y%m%d%H%M%S)" "$(head -c 32 /dev/urandom | base64)" >"$DEMO/codec.keys" ) ||
+  fail "make the demo codec key $DEMO/codec.keys"
+export SANWATCH_CODEC_KEYS_FILE=$DEMO/codec.keys
+export SANWATCH_CODEC_SERVER_ADDR=127.0.0.1:$CODEC_PORT
+export SANWATCH_CODEC_CORS_ORIGINS=http://localhost:$UI_PORT,http://127.0.0.1:$UI_PORT
+
 # sanwatch's search attributes (SanwatchBox, SanwatchSite, ...) are registered
 # by the dev server at start; the workers would register them too.
 read -ra search_attrs <<<"$("$BIN/starter" search-attributes --dev-server-flags)"
 [ "${#search_attrs[@]}" -gt 0 ] || fail "starter search-attributes --dev-server-flags printed nothing"
-echo "demo: starting Temporal dev server (UI on :$UI_PORT, state in $DEMO/temporal.db, search attributes ${search_attrs[*]})"
+echo "demo: starting the codec server on $CODEC_URL (key $(cut -d: -f1 "$DEMO/codec.keys") in $DEMO/codec.keys)"
+start "the codec server" "$DEMO/codec-server.log" "$BIN/starter" codec-server
+echo "demo: starting Temporal dev server (UI on :$UI_PORT decoding through $CODEC_URL, state in $DEMO/temporal.db, search attributes ${search_attrs[*]})"
 start "the Temporal dev server" "$DEMO/temporal.log" \
-  "$BIN/temporal" server start-dev --port "$TEMPORAL_PORT" --ui-port "$UI_PORT" \
+  "$BIN/temporal" server start-dev --port "$TEMPORAL_PORT" --ui-port "$UI_PORT" --ui-codec-endpoint "$CODEC_URL" \
   --db-filename "$DEMO/temporal.db" --log-level error "${search_attrs[@]}"
 mailpit_ui=""
 if [ -x "$BIN/mailpit" ]; then
@@ -150,6 +168,7 @@ if [ -x "$BIN/mailpit" ]; then
     "$BIN/mailpit" --smtp "127.0.0.1:$SMTP_PORT" --listen "127.0.0.1:$MAILPIT_PORT" \
     --smtp-auth-accept-any --smtp-auth-allow-insecure --database "$DEMO/mailpit.db"
 fi
+wait_for "the codec server on $CODEC_URL" 30 curl -sf --max-time 2 "$CODEC_URL/healthz"
 wait_for "the Temporal dev server on :$TEMPORAL_PORT" 120 \
   "$BIN/temporal" operator cluster health --address "127.0.0.1:$TEMPORAL_PORT"
 
@@ -225,6 +244,8 @@ elif [ -x "$BIN/mailpit" ]; then
   echo "  Mailpit API   http://localhost:$MAILPIT_PORT/api/v1/messages  (web page blank: built without npm)"
 fi
 echo "  metrics       http://$MAIN_METRICS/metrics  http://$ANALYSIS_METRICS/metrics"
+echo "  encryption    payloads are encrypted (key in $DEMO/codec.keys); the UI decodes through $CODEC_URL, and so does"
+echo "                bin/temporal workflow show --workflow-id remediate-... --codec-endpoint $CODEC_URL"
 echo "  findings      SANWATCH_STORE_PATH=$DEMO/sanwatch.db bin/starter findings -v"
 
 if [ "${DEMO_EXIT:-0}" = 1 ]; then

@@ -15,7 +15,7 @@ import (
 // a monitoring system learns that nobody is being told.
 func (c *cli) notifyFailing(ctx context.Context, tc client.Client) (int, string, error) {
 	after := c.cfg.Remediation.NotifyFailingAfter
-	f := remediationFilter{olderThan: after, now: time.Now, searchAttributes: c.cfg.Temporal.SearchAttributes}
+	f := remediationFilter{olderThan: after, now: time.Now, searchAttributes: c.cfg.Temporal.SearchAttributes, failureMessage: c.failureMessage}
 	if f.searchAttributes {
 		f.phase = "notifying"
 	}

@@ -11,10 +11,13 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"sync"
 	"syscall"
 
 	"github.com/spf13/cobra"
+	failurepb "go.temporal.io/api/failure/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/sanwatch/sanwatch/config"
 	"github.com/sanwatch/sanwatch/internal/app"
@@ -62,6 +65,9 @@ type cli struct {
 	stdout, stderr io.Writer
 	cfg            *config.Config
 	logger         *slog.Logger
+
+	dcOnce sync.Once
+	dc     converter.DataConverter // of dataConverter
 }
 
 func (c *cli) root() *cobra.Command {
@@ -85,13 +91,27 @@ func (c *cli) root() *cobra.Command {
 		c.ackCmd("ack", workflows.UpdateAck, workflows.SignalAck, "Acknowledge a finding: reminders and escalation stop, verification goes on"),
 		c.ackCmd("resolve", workflows.UpdateResolve, workflows.SignalResolve, "Say a finding is fixed: it is verified on fresh data at once and closed when clear"),
 		c.remediationsCmd(), c.scanCmd(), c.scansCmd(), c.scanReportCmd(), c.scheduleCmd(), c.checkCmd(), c.importCmd(), c.backtestCmd(),
-		c.searchAttributesCmd())
+		c.searchAttributesCmd(), c.codecServerCmd(), c.codecKeygenCmd())
 	return root
 }
 
 // dial connects to Temporal with the loaded configuration.
 func (c *cli) dial(ctx context.Context) (client.Client, error) {
 	return app.Dial(ctx, c.cfg, c.logger, nil)
+}
+
+// failureMessage returns a failure's message as the server stores it,
+// decoded with the configured codec keys when it was encrypted.
+func (c *cli) failureMessage(f *failurepb.Failure) string {
+	c.dcOnce.Do(func() {
+		dc, err := app.DataConverter(c.cfg)
+		if err != nil {
+			c.logger.Warn("failure messages stay encrypted", "error", err)
+			dc = converter.GetDefaultDataConverter()
+		}
+		c.dc = dc
+	})
+	return app.FailureMessage(c.dc, f)
 }
 
 // openStore opens the configured store.

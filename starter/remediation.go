@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 	commonpb "go.temporal.io/api/common/v1"
+	failurepb "go.temporal.io/api/failure/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
@@ -111,6 +112,9 @@ type remediationFilter struct {
 	olderThan                        time.Duration
 	now                              func() time.Time
 	searchAttributes                 bool
+	// failureMessage reads a stored failure's message (decoding it with the
+	// codec keys); nil: the message as stored.
+	failureMessage func(*failurepb.Failure) string
 }
 
 // query is the visibility query of the filter. Values are quoted; a value
@@ -199,7 +203,7 @@ func listRemediations(ctx context.Context, tc client.Client, f remediationFilter
 		go func(r *remediationRow) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			describePending(ctx, tc, r, !f.searchAttributes)
+			describePending(ctx, tc, r, !f.searchAttributes, f.failureMessage)
 		}(&rows[i])
 	}
 	wg.Wait()
@@ -208,7 +212,7 @@ func listRemediations(ctx context.Context, tc client.Client, f remediationFilter
 
 // describePending fills in the activity a running remediation waits on and,
 // without search attributes, its phase and severity from the state query.
-func describePending(ctx context.Context, tc client.Client, r *remediationRow, queryState bool) {
+func describePending(ctx context.Context, tc client.Client, r *remediationRow, queryState bool, failureMessage func(*failurepb.Failure) string) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if queryState {
@@ -224,11 +228,14 @@ func describePending(ctx context.Context, tc client.Client, r *remediationRow, q
 		r.Pending = "? (describe: " + workflows.ErrorMessage(err) + ")"
 		return
 	}
+	if failureMessage == nil {
+		failureMessage = (*failurepb.Failure).GetMessage
+	}
 	for _, pa := range d.GetPendingActivities() {
 		r.Pending = pa.GetActivityType().GetName()
 		r.Attempt = pa.GetAttempt()
 		// No addresses in a table that ends up in tickets and chat.
-		r.LastFailure = email.RedactAddresses(pa.GetLastFailure().GetMessage())
+		r.LastFailure = email.RedactAddresses(failureMessage(pa.GetLastFailure()))
 		if r.LastFailure != "" {
 			break
 		}
@@ -269,6 +276,7 @@ func (c *cli) remediationsCmd() *cobra.Command {
 			defer tc.Close()
 			f.searchAttributes = c.cfg.Temporal.SearchAttributes
 			f.now = time.Now
+			f.failureMessage = c.failureMessage
 			rows, err := listRemediations(ctx, tc, f)
 			if err != nil {
 				return err

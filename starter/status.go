@@ -43,7 +43,7 @@ func (c *cli) statusCmd() *cobra.Command {
 			for _, pa := range d.GetPendingActivities() {
 				fmt.Fprintf(w, "pending:    %s attempt=%d state=%s", pa.GetActivityType().GetName(), pa.GetAttempt(), pa.GetState())
 				if lf := pa.GetLastFailure(); lf != nil {
-					fmt.Fprintf(w, " last_failure=%q", lf.GetMessage())
+					fmt.Fprintf(w, " last_failure=%q", c.failureMessage(lf))
 				}
 				fmt.Fprintln(w)
 			}

@@ -38,8 +38,10 @@ func Logger(cfg *config.Config, w *os.File) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// Dial connects to the Temporal frontend named by the configuration.
-func Dial(ctx context.Context, cfg *config.Config, logger *slog.Logger, m *metrics.Metrics) (client.Client, error) {
+// ClientOptions returns the client options of the configuration: address,
+// namespace, credentials, TLS and, when codec keys are configured, the
+// encrypting data and failure converters (WithCodec).
+func ClientOptions(cfg *config.Config, logger *slog.Logger, m *metrics.Metrics) (client.Options, error) {
 	opts := client.Options{
 		HostPort:  cfg.Temporal.Address,
 		Namespace: cfg.Temporal.Namespace,
@@ -54,9 +56,27 @@ func Dial(ctx context.Context, cfg *config.Config, logger *slog.Logger, m *metri
 	if cfg.Temporal.TLS.Enabled || cfg.Temporal.APIKey != "" {
 		tc, err := tlsConfig(cfg)
 		if err != nil {
-			return nil, err
+			return client.Options{}, err
 		}
 		opts.ConnectionOptions.TLS = tc
+	}
+	pc, err := Codec(cfg)
+	if err != nil {
+		return client.Options{}, err
+	}
+	if pc != nil {
+		opts = WithCodec(opts, pc)
+		logger.Info("payload encryption on", "encrypt_key", pc.KeyIDs()[0], "keys", len(pc.KeyIDs()))
+	}
+	return opts, nil
+}
+
+// Dial connects to the Temporal frontend named by the configuration, with
+// the options of ClientOptions.
+func Dial(ctx context.Context, cfg *config.Config, logger *slog.Logger, m *metrics.Metrics) (client.Client, error) {
+	opts, err := ClientOptions(cfg, logger, m)
+	if err != nil {
+		return nil, err
 	}
 	c, err := client.DialContext(ctx, opts)
 	if err != nil {
