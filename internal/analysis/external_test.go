@@ -413,7 +413,7 @@ func TestExternalAnalyzerCaps(t *testing.T) {
 		},
 		{
 			name: "titles and problems are cut and lose their control characters",
-			x: ExternalAnalyzer{Name: "texts", Command: sh("texts.sh", `printf '%s\n' '{"rule":"r","component":"fan/1","title":"Fan\r\nBcc: x@evil \u001b[31mred\u202e","problem":"`+strings.Repeat("p", 3000)+`","remediation":["step\none"]}'`+"\n")},
+			x:    ExternalAnalyzer{Name: "texts", Command: sh("texts.sh", `printf '%s\n' '{"rule":"r","component":"fan/1","title":"Fan\r\nBcc: x@evil \u001b[31mred\u202e","problem":"`+strings.Repeat("p", 3000)+`","remediation":["step\none"]}'`+"\n")},
 			check: func(t *testing.T, fs []finding.Finding) {
 				require.Len(t, fs, 1)
 				require.Equal(t, "Fan Bcc: x@evil  [31mred", fs[0].Title, "a control character becomes a space")
