@@ -110,7 +110,7 @@ const (
 )
 
 // externalFields are the keys of one external entry.
-var externalFields = []string{"name", "command", "timeout", "max_output_bytes"}
+var externalFields = []string{"name", "command", "timeout", "max_output_bytes", "max_findings", "env", "dir"}
 
 // ruleKeys returns every rules.<rule>.<key> with its default, sorted.
 func ruleKeys() []key {
