@@ -437,7 +437,9 @@ func (s *synthStore) Emails(_ context.Context, fp string) ([]store.EmailRecord, 
 func (s *synthStore) RecordAnalyzerRun(context.Context, store.AnalyzerRun) error { return nil }
 
 // AnalyzerStatuses returns none: the bench runs no external analyzers.
-func (s *synthStore) AnalyzerStatuses(context.Context) ([]store.AnalyzerStatus, error) { return nil, nil }
+func (s *synthStore) AnalyzerStatuses(context.Context) ([]store.AnalyzerStatus, error) {
+	return nil, nil
+}
 
 // Stats counts what the store holds (samples: those appended, not generated).
 func (s *synthStore) Stats(context.Context) (store.Stats, error) {
