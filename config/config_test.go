@@ -67,7 +67,7 @@ func TestDefaultsRunLocallyWithNoFile(t *testing.T) {
 	require.Equal(t, "data", c.DataDir)
 	require.Equal(t, "fleet.yaml", c.Inventory)
 	require.Equal(t, "config/advisories.yaml", c.Advisories)
-	require.Equal(t, Ingest{Roots: []string{"."}, MaxRejectRatio: 0.5, MaxFutureSkew: time.Hour, ChunkRows: 5000, MaxErrors: 20}, c.Ingest)
+	require.Equal(t, Ingest{Roots: []string{}, MaxRejectRatio: 0.5, MaxFutureSkew: time.Hour, ChunkRows: 5000, MaxErrors: 20}, c.Ingest)
 	require.Equal(t, Analysis{Window: 48 * time.Hour, ShardSize: 100, MaxInFlight: 4, ShardDeadline: 30 * time.Minute}, c.Analysis)
 	require.Equal(t, analysis.DefaultThresholds(), c.Rules)
 	require.Empty(t, c.Overrides)
@@ -195,8 +195,8 @@ func TestValidationErrors(t *testing.T) {
 			want: `config: ingest.chunk_rows = 0: must be >=1`},
 		{name: "negative max errors", file: "ingest:\n  max_errors: -1\n",
 			want: `config: ingest.max_errors = -1: must be >=0`},
-		{name: "no roots", file: "ingest:\n  roots: []\n",
-			want: `config: ingest.roots = "": must list at least one directory`},
+		{name: "an empty root", file: "ingest:\n  roots: [/srv/batches, \"\"]\n",
+			want: `config: ingest.roots = "": must not hold an empty directory`},
 		{name: "bad duration", file: "analysis:\n  window: 2 days\n",
 			want: `config: analysis.window = "2 days": must be a duration such as 90s, 30m or 48h`},
 		{name: "bare number duration", file: "smtp:\n  timeout: 30\n",

@@ -39,7 +39,7 @@ var keys = []key{
 	{"data_dir", "data"},
 	{"inventory", "fleet.yaml"},
 	{"advisories", "config/advisories.yaml"},
-	{"ingest.roots", []string{"."}},
+	{"ingest.roots", []string{}}, // none: set explicitly where batches are ingested
 	{"ingest.max_reject_ratio", 0.5},
 	{"ingest.max_future_skew", time.Hour},
 	{"ingest.chunk_rows", 5000},

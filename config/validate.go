@@ -68,9 +68,9 @@ func validate(c *Config) error {
 	add(nonEmpty("data_dir", c.DataDir))
 
 	// ingest
-	if len(c.Ingest.Roots) == 0 {
-		add(invalid("ingest.roots", "", "must list at least one directory"))
-	}
+	// Empty roots are valid here (a starter that only reads findings, an
+	// analysis worker); a worker serving the main queue refuses to start
+	// without them (app.NewWorkers).
 	for _, r := range c.Ingest.Roots {
 		if strings.TrimSpace(r) == "" {
 			add(invalid("ingest.roots", r, "must not hold an empty directory"))
