@@ -27,6 +27,9 @@ const (
 	ErrTypeUnknownFinding   = "UnknownFinding"
 	ErrTypeUndeliverable    = "Undeliverable"
 	ErrTypeInvalidInput     = "InvalidInput"
+	// ErrTypeAnalyzerFailed is retryable: an external analyzer failed, so
+	// whether a finding of its rules is still there is unknown.
+	ErrTypeAnalyzerFailed = "AnalyzerFailed"
 )
 
 // Settings are the configured values workflows need. Workflows read them once
@@ -83,6 +86,8 @@ type Activities struct {
 	Remediation RemediationOptions
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	analyzers analyzerLog
 }
 
 // heartbeater records an activity's heartbeats, at most one per interval:

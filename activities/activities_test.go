@@ -115,7 +115,7 @@ func TestStoreBatch(t *testing.T) {
 	}{
 		{"outside roots", "/etc/hostname", ErrTypePathNotAllowed, "path is outside the allowed ingest roots"},
 		{"missing", filepath.Join(f.dir, "nope.csv"), ErrTypeInvalidInput, "no such file"},
-		{"not telemetry", f.write(t, "h.csv", "a,b\n1,2\n"), ErrTypeInvalidTelemetry, `h.csv:1: header "a,b"`},
+		{"not telemetry", f.write(t, "h.csv", "a,b\n1,2\n"), ErrTypeInvalidTelemetry, `h.csv:1: header is not time,box,component,metric,value: 2 columns, want 5`},
 		{"only a header", f.write(t, "hdr.csv", "time,box,component,metric,value\n"), ErrTypeInvalidTelemetry, "hdr.csv: no samples, only a header"},
 		{"mostly bad", f.write(t, "bad.csv", "time,box,component,metric,value\n2026-11-01T00:00:00Z,b,c/1,m,1\n2026-11-01T00:00:00Z,b,c/1,m,x\n2026-11-01T00:00:00Z,b,c/1,m,y\n"),
 			ErrTypeQuarantined, "bad.csv: quarantined: 2 of 3 lines rejected"},

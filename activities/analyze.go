@@ -121,7 +121,7 @@ func (a *Activities) AnalyzeShard(ctx context.Context, in AnalyzeShardInput) (Sh
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		refs, hadData, err := a.analyzeBox(ctx, in.Boxes[i], window, in.JudgeSilence)
+		refs, hadData, _, err := a.analyzeBox(ctx, in.Boxes[i], window, in.JudgeSilence)
 		if err != nil {
 			return res, fmt.Errorf("analyze box %s: %w", in.Boxes[i], err)
 		}
@@ -214,7 +214,10 @@ type shardProgress struct {
 	Result ShardResult `json:"result"`
 }
 
-func (a *Activities) analyzeBox(ctx context.Context, id string, window time.Duration, judgeSilence bool) ([]FindingRef, bool, error) {
+// analyzeBox analyses one box and stores its findings. It returns their
+// references, whether the box had data, and the external analyzers that
+// failed on it (by name): what those would have found is unknown.
+func (a *Activities) analyzeBox(ctx context.Context, id string, window time.Duration, judgeSilence bool) ([]FindingRef, bool, map[string]error, error) {
 	box := fleet.Box{ID: id}
 	if a.Inventory != nil {
 		if b, ok := a.Inventory.Box(id); ok {
@@ -230,17 +233,17 @@ func (a *Activities) analyzeBox(ctx context.Context, id string, window time.Dura
 	case errors.Is(err, store.ErrNotFound):
 		hadData = false
 	default:
-		return nil, false, fmt.Errorf("latest sample: %w", err)
+		return nil, false, nil, fmt.Errorf("latest sample: %w", err)
 	}
 	w := analysis.Window{Box: box, Start: end.Add(-window), End: end}
 	if hadData && judgeSilence {
 		if w.Now, err = a.Store.NewestSample(ctx); err != nil {
-			return nil, false, fmt.Errorf("read the fleet's clock: %w", err)
+			return nil, false, nil, fmt.Errorf("read the fleet's clock: %w", err)
 		}
 	}
 	if hadData {
 		if w.Samples, err = a.Store.Window(ctx, id, w.Start, w.End); err != nil {
-			return nil, false, fmt.Errorf("read window: %w", err)
+			return nil, false, nil, fmt.Errorf("read window: %w", err)
 		}
 		// Rules that need more history of some kinds of component (disks:
 		// 30 days) get it, for those components alone.
@@ -249,34 +252,116 @@ func (a *Activities) analyzeBox(ctx context.Context, id string, window time.Dura
 			if h := byKind[kind]; h > window {
 				older, err := a.Store.WindowKind(ctx, id, kind, end.Add(-h), w.Start)
 				if err != nil {
-					return nil, false, fmt.Errorf("read %s history: %w", kind, err)
+					return nil, false, nil, fmt.Errorf("read %s history: %w", kind, err)
 				}
 				w.Samples = append(w.Samples, older...) // the engine puts them in order
 			}
 		}
 	}
-	found, err := a.Engine.Analyze(ctx, w)
+	res, err := a.Engine.Run(ctx, w)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, hadData, ctx.Err()
+			return nil, hadData, nil, ctx.Err()
 		}
-		// An external analyzer failed: its error names it; the built-in
-		// findings and the other analyzers' still count.
-		activity.GetLogger(ctx).Warn("external analyzer failed", "box", id, "error", err)
+		return nil, hadData, nil, err
+	}
+	// A failed external analyzer: its error names it; the built-in
+	// findings and the other analyzers' still count, and its own findings
+	// are left as they are (unknown, not cleared).
+	for _, name := range slices.Sorted(maps.Keys(res.Failed)) {
+		activity.GetLogger(ctx).Warn("external analyzer failed", "box", id, "analyzer", name, "error", res.Failed[name])
 		if a.Metrics != nil {
-			a.Metrics.ExternalFailures.WithLabelValues("any").Inc()
+			a.Metrics.ExternalFailures.WithLabelValues(name).Inc()
 		}
 	}
-	refs := make([]FindingRef, 0, len(found))
-	for _, f := range found {
+	a.recordAnalyzerRuns(ctx, id, res)
+	refs := make([]FindingRef, 0, len(res.Findings))
+	for _, f := range res.Findings {
 		created, err := a.Store.UpsertFinding(ctx, f)
 		if err != nil {
-			return nil, hadData, fmt.Errorf("store finding %s: %w", f.Fingerprint(), err)
+			return nil, hadData, nil, fmt.Errorf("store finding %s: %w", f.Fingerprint(), err)
 		}
 		if a.Metrics != nil && created {
 			a.Metrics.Findings.WithLabelValues(f.Rule, string(f.Severity)).Inc()
 		}
 		refs = append(refs, FindingRef{Fingerprint: f.Fingerprint(), Severity: f.Severity, New: created, DetectedAt: f.DetectedAt})
 	}
-	return refs, hadData, nil
+	return refs, hadData, res.Failed, nil
+}
+
+// analyzerRecordEvery is how often at most one worker records the same
+// outcome (failure, success) of one external analyzer: a scan of many boxes
+// writes it about once a minute, not once per box. New rules are recorded
+// at once.
+const analyzerRecordEvery = time.Minute
+
+// analyzerLog remembers what this worker last recorded of each external
+// analyzer, for analyzerRecordEvery.
+type analyzerLog struct {
+	mu    sync.Mutex
+	ok    map[string]time.Time // analyzer -> last success recorded
+	fail  map[string]time.Time // analyzer -> last failure recorded
+	rules map[string]bool      // analyzer + "\x00" + rule recorded
+}
+
+// due reports whether an outcome of analyzer at now should be recorded, and
+// which of rules are new; it notes them as recorded.
+func (l *analyzerLog) due(analyzer string, failed bool, now time.Time, rules []string) (bool, []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ok == nil {
+		l.ok, l.fail, l.rules = map[string]time.Time{}, map[string]time.Time{}, map[string]bool{}
+	}
+	last := l.ok
+	if failed {
+		last = l.fail
+	}
+	var fresh []string
+	for _, r := range rules {
+		if k := analyzer + "\x00" + r; !l.rules[k] {
+			l.rules[k] = true
+			fresh = append(fresh, r)
+		}
+	}
+	if t, seen := last[analyzer]; seen && now.Sub(t) < analyzerRecordEvery && len(fresh) == 0 {
+		return false, nil
+	}
+	last[analyzer] = now
+	return true, fresh
+}
+
+// forget drops what was noted of analyzer, so that a record that failed is
+// tried again.
+func (l *analyzerLog) forget(analyzer string, rules []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.ok, analyzer)
+	delete(l.fail, analyzer)
+	for _, r := range rules {
+		delete(l.rules, analyzer+"\x00"+r)
+	}
+}
+
+// recordAnalyzerRuns stores each external analyzer's outcome on box (for
+// `starter check` and to know which analyzer a rule belongs to). A store
+// error is logged: it must not fail the analysis.
+func (a *Activities) recordAnalyzerRuns(ctx context.Context, box string, res analysis.Result) {
+	now := a.now().UTC()
+	record := func(r store.AnalyzerRun, failed bool) {
+		due, fresh := a.analyzers.due(r.Analyzer, failed, now, r.Rules)
+		if !due {
+			return
+		}
+		r.Rules = fresh
+		if err := a.Store.RecordAnalyzerRun(ctx, r); err != nil {
+			a.analyzers.forget(r.Analyzer, fresh)
+			activity.GetLogger(ctx).Warn("record external analyzer run", "analyzer", r.Analyzer, "error", err)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(res.Failed)) {
+		record(store.AnalyzerRun{Analyzer: name, Box: box, At: now, Err: res.Failed[name].Error()}, true)
+	}
+	for _, name := range slices.Sorted(maps.Keys(res.Rules)) {
+		record(store.AnalyzerRun{Analyzer: name, Box: box, At: now, Rules: res.Rules[name]}, false)
+	}
 }

@@ -74,9 +74,18 @@ func HashFile(path string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// ErrNoIngestRoots is returned by CheckIngestPath when no ingest root is
+// configured: such a process ingests nothing.
+var ErrNoIngestRoots = errors.New("no ingest roots configured (set ingest.roots to the directories batches are read from)")
+
 // CheckIngestPath resolves path and checks that it lies inside one of roots.
-// It returns the cleaned absolute path.
+// Both are resolved with filepath.EvalSymlinks before the comparison, so a
+// symlink inside a root that points outside it, and "..", are refused, and a
+// root that is itself a symlink works. It returns the resolved absolute path.
 func CheckIngestPath(path string, roots []string) (string, error) {
+	if len(roots) == 0 {
+		return "", fmt.Errorf("ingest %q: %w", path, ErrNoIngestRoots)
+	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return "", fmt.Errorf("resolve %s: %w", path, err)
@@ -98,7 +107,10 @@ func CheckIngestPath(path string, roots []string) (string, error) {
 			return real, nil
 		}
 	}
-	return "", fmt.Errorf("ingest %s: path is outside the allowed ingest roots %v (config ingest.roots)", path, roots)
+	if real != abs {
+		return "", fmt.Errorf("ingest %q: path is outside the allowed ingest roots %q (config ingest.roots): it resolves to %q", path, roots, real)
+	}
+	return "", fmt.Errorf("ingest %q: path is outside the allowed ingest roots %q (config ingest.roots)", path, roots)
 }
 
 // StoreBatch validates and stores one telemetry batch. It reads the file twice:

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -256,7 +258,7 @@ func (a *Activities) VerifyFinding(ctx context.Context, in VerifyInput) (VerifyR
 	if err != nil {
 		return VerifyResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidInput, nil)
 	}
-	refs, _, err := a.analyzeBox(ctx, box, a.Settings.Window, true)
+	refs, _, failed, err := a.analyzeBox(ctx, box, a.Settings.Window, true)
 	if err != nil {
 		return VerifyResult{}, fmt.Errorf("verify %s: %w", in.Fingerprint, err)
 	}
@@ -269,7 +271,58 @@ func (a *Activities) VerifyFinding(ctx context.Context, in VerifyInput) (VerifyR
 			return res, nil
 		}
 	}
+	if names := a.failedOwners(ctx, in.Fingerprint, failed); len(names) > 0 {
+		// Not found because not looked for: the finding is unknown, not
+		// cleared. A retryable error leaves the remediation as it was.
+		return VerifyResult{}, temporal.NewApplicationError(
+			fmt.Sprintf("verify %s: unknown: %s failed on box %s: %v", in.Fingerprint, analyzerNames(names), box, failed[names[0]]),
+			ErrTypeAnalyzerFailed)
+	}
 	return VerifyResult{}, nil
+}
+
+// failedOwners returns the failed external analyzers (sorted) that may
+// have produced the finding fp: those that have reported its rule before,
+// or, when none is known to, every failed one. None for a built-in rule.
+func (a *Activities) failedOwners(ctx context.Context, fp string, failed map[string]error) []string {
+	_, rule, _, err := finding.ParseFingerprint(fp)
+	if len(failed) == 0 || err != nil || slices.Contains(finding.Rules, rule) {
+		return nil
+	}
+	all := slices.Sorted(maps.Keys(failed))
+	statuses, err := a.Store.AnalyzerStatuses(ctx)
+	if err != nil {
+		activity.GetLogger(ctx).Warn("read external analyzers", "error", err)
+		return all
+	}
+	var owners []string
+	for _, s := range statuses {
+		if slices.Contains(s.Rules, rule) {
+			owners = append(owners, s.Analyzer)
+		}
+	}
+	if len(owners) == 0 {
+		return all
+	}
+	var out []string
+	for _, name := range owners {
+		if _, ok := failed[name]; ok {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// analyzerNames says `external analyzer "a"` or `external analyzers "a", "b"`.
+func analyzerNames(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = strconv.Quote(n)
+	}
+	if len(q) == 1 {
+		return "external analyzer " + q[0]
+	}
+	return "external analyzers " + strings.Join(q, ", ")
 }
 
 // SetStatusInput sets a finding's status.

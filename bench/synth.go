@@ -433,6 +433,14 @@ func (s *synthStore) Emails(_ context.Context, fp string) ([]store.EmailRecord, 
 	return out, nil
 }
 
+// RecordAnalyzerRun does nothing: the bench runs no external analyzers.
+func (s *synthStore) RecordAnalyzerRun(context.Context, store.AnalyzerRun) error { return nil }
+
+// AnalyzerStatuses returns none: the bench runs no external analyzers.
+func (s *synthStore) AnalyzerStatuses(context.Context) ([]store.AnalyzerStatus, error) {
+	return nil, nil
+}
+
 // Stats counts what the store holds (samples: those appended, not generated).
 func (s *synthStore) Stats(context.Context) (store.Stats, error) {
 	s.mu.Lock()

@@ -113,12 +113,20 @@ type External struct {
 	Command        []string      `yaml:"command"` // argv; no shell
 	Timeout        time.Duration `yaml:"timeout"`
 	MaxOutputBytes int64         `yaml:"max_output_bytes"`
+	// MaxFindings bounds the findings of one run; a run that prints more fails.
+	MaxFindings int `yaml:"max_findings"`
+	// Env names the worker's environment variables the analyzer gets
+	// besides PATH, LANG and TZ; sanwatch's own (SANWATCH_*) are refused.
+	Env []string `yaml:"env"`
+	// Dir is the working directory; empty: a fresh temporary one per run.
+	Dir string `yaml:"dir"`
 }
 
 // Defaults of an External entry.
 const (
 	DefaultExternalTimeout        = 10 * time.Second
 	DefaultExternalMaxOutputBytes = 1 << 20
+	DefaultExternalMaxFindings    = 100
 )
 
 // Worker configures the worker process (worker.*).

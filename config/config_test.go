@@ -74,7 +74,7 @@ func TestDefaultsRunLocallyWithNoFile(t *testing.T) {
 	require.Equal(t, "data", c.DataDir)
 	require.Equal(t, "fleet.yaml", c.Inventory)
 	require.Equal(t, "config/advisories.yaml", c.Advisories)
-	require.Equal(t, Ingest{Roots: []string{"."}, MaxRejectRatio: 0.5, MaxFutureSkew: time.Hour, ChunkRows: 5000, MaxErrors: 20}, c.Ingest)
+	require.Equal(t, Ingest{Roots: []string{}, MaxRejectRatio: 0.5, MaxFutureSkew: time.Hour, ChunkRows: 5000, MaxErrors: 20}, c.Ingest)
 	require.Equal(t, Analysis{Window: 48 * time.Hour, ShardSize: 100, MaxInFlight: 4, ShardDeadline: 30 * time.Minute}, c.Analysis)
 	require.Equal(t, analysis.DefaultThresholds(), c.Rules)
 	require.Empty(t, c.Overrides)
@@ -204,8 +204,8 @@ func TestValidationErrors(t *testing.T) {
 			want: `config: ingest.chunk_rows = 0: must be >=1`},
 		{name: "negative max errors", file: "ingest:\n  max_errors: -1\n",
 			want: `config: ingest.max_errors = -1: must be >=0`},
-		{name: "no roots", file: "ingest:\n  roots: []\n",
-			want: `config: ingest.roots = "": must list at least one directory`},
+		{name: "an empty root", file: "ingest:\n  roots: [/srv/batches, \"\"]\n",
+			want: `config: ingest.roots = "": must not hold an empty directory`},
 		{name: "bad duration", file: "analysis:\n  window: 2 days\n",
 			want: `config: analysis.window = "2 days": must be a duration such as 90s, 30m or 48h`},
 		{name: "bare number duration", file: "smtp:\n  timeout: 30\n",
@@ -232,6 +232,22 @@ func TestValidationErrors(t *testing.T) {
 			want: `config: external[0].max_output_bytes = 0: must be >0`},
 		{name: "external not a list", file: "external: perl\n",
 			want: `config: external = "perl": must be a list of analyzers`},
+		{name: "external env names the SMTP password", file: "external:\n  - name: a\n    command: [sh]\n    env: [PATH, SANWATCH_SMTP_PASSWORD]\n",
+			want: `config: external[0].env = "SANWATCH_SMTP_PASSWORD": must not be a secret of sanwatch's (smtp.password): analyzers never get sanwatch's variables`},
+		{name: "external env names the store DSN", file: "external:\n  - name: a\n    command: [sh]\n    env: [SANWATCH_STORE_DSN]\n",
+			want: `config: external[0].env = "SANWATCH_STORE_DSN": must not be a secret of sanwatch's (store.dsn): analyzers never get sanwatch's variables`},
+		{name: "external env names the API key", file: "external:\n  - name: a\n    command: [sh]\n    env: [SANWATCH_TEMPORAL_API_KEY]\n",
+			want: `config: external[0].env = "SANWATCH_TEMPORAL_API_KEY": must not be a secret of sanwatch's (temporal.api_key): analyzers never get sanwatch's variables`},
+		{name: "external env names the codec keys", file: "external:\n  - name: a\n    command: [sh]\n    env: [sanwatch_codec_keys]\n",
+			want: `config: external[0].env = "sanwatch_codec_keys": must not be a secret of sanwatch's (codec.keys): analyzers never get sanwatch's variables`},
+		{name: "external env names another sanwatch variable", file: "external:\n  - name: a\n    command: [sh]\n    env: [SANWATCH_LOG_LEVEL]\n",
+			want: `config: external[0].env = "SANWATCH_LOG_LEVEL": must not start with SANWATCH_: analyzers never get sanwatch's variables`},
+		{name: "external env not a name", file: "external:\n  - name: a\n    command: [sh]\n    env: [\"A=B\"]\n",
+			want: `config: external[0].env = "A=B": must be a variable name ([A-Za-z_][A-Za-z0-9_]*)`},
+		{name: "external zero max findings", file: "external:\n  - name: a\n    command: [sh]\n    max_findings: 0\n",
+			want: `config: external[0].max_findings = 0: must be >=1`},
+		{name: "external name with a space", file: "external:\n  - name: fan check\n    command: [sh]\n",
+			want: `config: external[0].name = "fan check": must be up to 64 of A-Z a-z 0-9 . _ -`},
 
 		// worker
 		{name: "unknown worker queue", env: map[string]string{"SANWATCH_WORKER_QUEUES": "main,cpu"},
@@ -503,12 +519,14 @@ func TestExternal(t *testing.T) {
 	isolate(t)
 	file := writeFile(t, FileName, "external:\n"+
 		"  - name: fw-check\n    command: [perl, /opt/fw_check.pl, --level, 2]\n    timeout: 20s\n    max_output_bytes: 4096\n"+
+		"    max_findings: 20\n    env: [FW_CATALOG_URL, http_proxy]\n    dir: /var/lib/fw-check\n"+
 		"  - name: awk-wear\n    command: [awk, -f, wear.awk]\n")
 	c, err := Load(LoadOptions{File: file, Env: noEnv})
 	require.NoError(t, err)
 	require.Equal(t, []External{
-		{Name: "fw-check", Command: []string{"perl", "/opt/fw_check.pl", "--level", "2"}, Timeout: 20 * time.Second, MaxOutputBytes: 4096},
-		{Name: "awk-wear", Command: []string{"awk", "-f", "wear.awk"}, Timeout: 10 * time.Second, MaxOutputBytes: 1048576},
+		{Name: "fw-check", Command: []string{"perl", "/opt/fw_check.pl", "--level", "2"}, Timeout: 20 * time.Second, MaxOutputBytes: 4096,
+			MaxFindings: 20, Env: []string{"FW_CATALOG_URL", "http_proxy"}, Dir: "/var/lib/fw-check"},
+		{Name: "awk-wear", Command: []string{"awk", "-f", "wear.awk"}, Timeout: 10 * time.Second, MaxOutputBytes: 1048576, MaxFindings: 100},
 	}, c.External)
 }
 

@@ -372,7 +372,7 @@ func (d *decoder) external(raw any) []External {
 			continue // reported by checkExternal
 		}
 		key := func(f string) string { return fmt.Sprintf("%s[%d].%s", sectionExternal, i, f) }
-		x := External{Timeout: DefaultExternalTimeout, MaxOutputBytes: DefaultExternalMaxOutputBytes}
+		x := External{Timeout: DefaultExternalTimeout, MaxOutputBytes: DefaultExternalMaxOutputBytes, MaxFindings: DefaultExternalMaxFindings}
 		switch n := m["name"].(type) {
 		case nil:
 		case string:
@@ -392,6 +392,25 @@ func (d *decoder) external(raw any) []External {
 			x.MaxOutputBytes = int64(n)
 		default:
 			d.fail(invalid(key("max_output_bytes"), n, "must be an integer"))
+		}
+		switch n := m["max_findings"].(type) {
+		case nil:
+		case int:
+			x.MaxFindings = n
+		default:
+			d.fail(invalid(key("max_findings"), n, "must be an integer"))
+		}
+		if env, ok := m["env"]; ok {
+			if x.Env = d.strsValue(key("env"), env, false); len(x.Env) == 0 {
+				x.Env = nil
+			}
+		}
+		switch dir := m["dir"].(type) {
+		case nil:
+		case string:
+			x.Dir = dir
+		default:
+			d.fail(invalid(key("dir"), dir, "must be a directory"))
 		}
 		out = append(out, x)
 	}

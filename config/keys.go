@@ -41,7 +41,7 @@ var keys = []key{
 	{"data_dir", "data"},
 	{"inventory", "fleet.yaml"},
 	{"advisories", "config/advisories.yaml"},
-	{"ingest.roots", []string{"."}},
+	{"ingest.roots", []string{}}, // none: set explicitly where batches are ingested
 	{"ingest.max_reject_ratio", 0.5},
 	{"ingest.max_future_skew", time.Hour},
 	{"ingest.chunk_rows", 5000},
@@ -160,7 +160,7 @@ const (
 )
 
 // externalFields are the keys of one external entry.
-var externalFields = []string{"name", "command", "timeout", "max_output_bytes"}
+var externalFields = []string{"name", "command", "timeout", "max_output_bytes", "max_findings", "env", "dir"}
 
 // ruleKeys returns every rules.<rule>.<key> with its default, sorted.
 func ruleKeys() []key {

@@ -70,9 +70,9 @@ func validate(c *Config) error {
 	add(nonEmpty("data_dir", c.DataDir))
 
 	// ingest
-	if len(c.Ingest.Roots) == 0 {
-		add(invalid("ingest.roots", "", "must list at least one directory"))
-	}
+	// Empty roots are valid here (a starter that only reads findings, an
+	// analysis worker); a worker serving the main queue refuses to start
+	// without them (app.NewWorkers).
 	for _, r := range c.Ingest.Roots {
 		if strings.TrimSpace(r) == "" {
 			add(invalid("ingest.roots", r, "must not hold an empty directory"))
@@ -104,6 +104,8 @@ func validate(c *Config) error {
 		switch j, dup := seen[x.Name]; {
 		case x.Name == "":
 			add(invalid(key("name"), x.Name, "must be non-empty"))
+		case !analysis.ValidAnalyzerName(x.Name):
+			add(invalid(key("name"), x.Name, fmt.Sprintf("must be up to %d of A-Z a-z 0-9 . _ -", analysis.MaxAnalyzerNameLen)))
 		case dup:
 			add(invalid(key("name"), x.Name, fmt.Sprintf("must be unique (also %s[%d].name)", sectionExternal, j)))
 		default:
@@ -115,6 +117,10 @@ func validate(c *Config) error {
 		add(positive(key("timeout"), x.Timeout))
 		if x.MaxOutputBytes <= 0 {
 			add(invalid(key("max_output_bytes"), x.MaxOutputBytes, "must be >0"))
+		}
+		add(intRange(key("max_findings"), x.MaxFindings, 1, -1))
+		for _, name := range x.Env {
+			add(checkEnvName(key("env"), name))
 		}
 	}
 
@@ -210,6 +216,23 @@ func intRange(key string, v, minV, maxV int) error {
 		return invalid(key, v, "must be >=0")
 	case v < minV:
 		return invalid(key, v, fmt.Sprintf("must be >=%d", minV))
+	}
+	return nil
+}
+
+// checkEnvName checks a name of external[i].env: a variable name, and not
+// one of sanwatch's own, which configure it and hold its secrets.
+func checkEnvName(key, name string) error {
+	for _, k := range sortedKeys(secretKeys) {
+		if strings.EqualFold(name, envName(k)) {
+			return invalid(key, name, fmt.Sprintf("must not be a secret of sanwatch's (%s): analyzers never get sanwatch's variables", k))
+		}
+	}
+	if strings.HasPrefix(strings.ToUpper(name), EnvPrefix+"_") {
+		return invalid(key, name, "must not start with "+EnvPrefix+"_: analyzers never get sanwatch's variables")
+	}
+	if err := analysis.CheckEnvName(name); err != nil {
+		return invalid(key, name, "must be a variable name ([A-Za-z_][A-Za-z0-9_]*)")
 	}
 	return nil
 }

@@ -110,7 +110,7 @@ func TestBadBatchesFailClearly(t *testing.T) {
 	cases := []struct {
 		name, path, want string
 	}{
-		{"wrong header", header, `header.csv:1: header "a,b,c"`},
+		{"wrong header", header, `header.csv:1: header is not time,box,component,metric,value: 3 columns, want 5`},
 		{"binary garbage", garbage, "garbage.csv"},
 		{"empty file", empty, "empty.csv: empty file"},
 		{"mostly bad", mostlyBad, "quarantined: 2 of 3 lines rejected"},

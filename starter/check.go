@@ -27,7 +27,8 @@ func (c *cli) checkCmd() *cobra.Command {
 		Use:   "check",
 		Short: "Nagios/Monit check: exit 0 OK, 1 WARNING, 2 CRITICAL (open findings), 3 UNKNOWN (sanwatch unreachable)",
 		Long: "Nagios/Monit check: exit 0 OK, 1 WARNING (open warning findings, or a scan schedule that does not scan: no\n" +
-			"completed scan for 3 intervals, a scan running longer than its interval, runs skipped recently),\n" +
+			"completed scan for 3 intervals, a scan running longer than its interval, runs skipped recently; or an external\n" +
+			"analyzer that failed in its last run or within the hour, named with its last error),\n" +
 			"2 CRITICAL (open critical findings), 3 UNKNOWN (store or Temporal unreachable).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -87,7 +88,13 @@ func (c *cli) check(ctx context.Context, temporal bool) (int, string) {
 		}
 	}
 	perf := fmt.Sprintf("critical=%d warning=%d notify_failing=%d", counts[finding.Critical], counts[finding.Warning], notifyFailing)
-	// Late schedules are a WARNING of their own, added to what findings say.
+	analyzers, err := st.AnalyzerStatuses(ctx)
+	if err != nil {
+		return checkUnknown, "SANWATCH UNKNOWN - external analyzers: " + err.Error()
+	}
+	// Late schedules and failing analyzers are a WARNING of their own,
+	// added to what findings say.
+	late = append(late, failingAnalyzers(analyzers, time.Now())...)
 	schedules := ""
 	if len(late) > 0 {
 		schedules = "; " + strings.Join(late, "; ")
@@ -103,4 +110,30 @@ func (c *cli) check(ctx context.Context, temporal bool) (int, string) {
 		return checkWarning, fmt.Sprintf("SANWATCH WARNING - %s | %s", strings.Join(late, "; "), perf)
 	}
 	return checkOK, "SANWATCH OK - no unacknowledged findings | " + perf
+}
+
+// analyzerFailureRecent is how long a failure of an external analyzer that
+// succeeded since (on other boxes, or on the same one) still warns.
+const analyzerFailureRecent = time.Hour
+
+// maxCheckError bounds an analyzer's error in check's one-line output.
+const maxCheckError = 160
+
+// failingAnalyzers describes each external analyzer whose last run failed,
+// or that failed within analyzerFailureRecent: its findings are unknown
+// meanwhile (neither verified nor cleared).
+func failingAnalyzers(statuses []store.AnalyzerStatus, now time.Time) []string {
+	var out []string
+	for _, a := range statuses {
+		if a.FailedAt.IsZero() || (a.FailedAt.Before(a.OKAt) && now.Sub(a.FailedAt) > analyzerFailureRecent) {
+			continue
+		}
+		msg := strings.Join(strings.Fields(a.LastError), " ") // one line
+		if len(msg) > maxCheckError {
+			msg = strings.ToValidUTF8(msg[:maxCheckError], "") + "..."
+		}
+		out = append(out, fmt.Sprintf("external analyzer %q failed %s ago on box %s (its findings are unknown): %s",
+			a.Analyzer, now.Sub(a.FailedAt).Round(time.Second), a.LastBox, msg))
+	}
+	return out
 }

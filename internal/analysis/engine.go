@@ -11,8 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"os/exec"
-	"strings"
+	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/sanwatch/sanwatch/internal/finding"
@@ -22,8 +24,9 @@ import (
 
 // Defaults of an external analyzer's limits.
 const (
-	DefaultExternalTimeout   = 30 * time.Second
-	DefaultExternalMaxOutput = 4 << 20
+	DefaultExternalTimeout     = 30 * time.Second
+	DefaultExternalMaxOutput   = 4 << 20
+	DefaultExternalMaxFindings = 100
 )
 
 // Window is one box's data to analyse.
@@ -38,14 +41,27 @@ type Window struct {
 }
 
 // ExternalAnalyzer is an executable that gets the window as JSON on stdin
-// and prints findings as JSON lines. Command is run without a shell; a zero
-// Timeout means DefaultExternalTimeout and a zero MaxOutputBytes means
-// DefaultExternalMaxOutput.
+// and prints findings as JSON lines. Command is run without a shell, in a
+// process group of its own that is killed when it exits or times out, with
+// an explicit environment (BaseEnv and the names in Env, valued from the
+// worker's environment) and in Dir or a fresh temporary directory. A zero
+// Timeout means DefaultExternalTimeout, a zero MaxOutputBytes
+// DefaultExternalMaxOutput and a zero MaxFindings DefaultExternalMaxFindings.
 type ExternalAnalyzer struct {
 	Name           string
 	Command        []string
 	Timeout        time.Duration
 	MaxOutputBytes int64
+	// MaxFindings bounds the findings of one run: a run that prints more
+	// fails (each finding may become a remediation and an email).
+	MaxFindings int
+	// Env names the variables of the worker's environment passed to the
+	// analyzer besides BaseEnv. Names starting with SANWATCH_ are refused:
+	// they configure sanwatch and hold its secrets.
+	Env []string
+	// Dir is the working directory; empty: a fresh temporary directory per
+	// run, removed after it.
+	Dir string
 }
 
 // DefaultWindow is the history a rule sees unless its history_days says
@@ -138,8 +154,8 @@ func New(o Options) (*Engine, error) {
 		switch {
 		case x.Name == "":
 			return nil, fmt.Errorf("check external analyzers[%d]: missing name", i)
-		case strings.ContainsAny(x.Name, "/ \t\n"):
-			return nil, fmt.Errorf("check %s: name must not contain '/' or spaces", where)
+		case !ValidAnalyzerName(x.Name):
+			return nil, fmt.Errorf("check %s: name: allowed up to %d of A-Z a-z 0-9 . _ -", where, MaxAnalyzerNameLen)
 		case names[x.Name]:
 			return nil, fmt.Errorf("check %s: duplicate name", where)
 		case len(x.Command) == 0 || x.Command[0] == "":
@@ -148,9 +164,29 @@ func New(o Options) (*Engine, error) {
 			return nil, fmt.Errorf("check %s: timeout %s: allowed 0 (default %s) or more", where, x.Timeout, DefaultExternalTimeout)
 		case x.MaxOutputBytes < 0:
 			return nil, fmt.Errorf("check %s: max output bytes %d: allowed 0 (default %d) or more", where, x.MaxOutputBytes, DefaultExternalMaxOutput)
+		case x.MaxFindings < 0:
+			return nil, fmt.Errorf("check %s: max findings %d: allowed 0 (default %d) or more", where, x.MaxFindings, DefaultExternalMaxFindings)
 		}
-		if _, err := exec.LookPath(x.Command[0]); err != nil {
+		for _, name := range x.Env {
+			if err := CheckEnvName(name); err != nil {
+				return nil, fmt.Errorf("check %s: env: %w", where, err)
+			}
+		}
+		// Resolved here, with the worker's PATH and working directory: the
+		// analyzer runs elsewhere.
+		path, err := exec.LookPath(x.Command[0])
+		if err != nil {
 			return nil, fmt.Errorf("check %s: %w", where, err)
+		}
+		if path, err = filepath.Abs(path); err != nil {
+			return nil, fmt.Errorf("check %s: %w", where, err)
+		}
+		if x.Dir != "" {
+			if st, err := os.Stat(x.Dir); err != nil {
+				return nil, fmt.Errorf("check %s: dir: %w", where, err)
+			} else if !st.IsDir() {
+				return nil, fmt.Errorf("check %s: dir %s: not a directory", where, x.Dir)
+			}
 		}
 		names[x.Name] = true
 		if x.Timeout == 0 {
@@ -159,7 +195,11 @@ func New(o Options) (*Engine, error) {
 		if x.MaxOutputBytes == 0 {
 			x.MaxOutputBytes = DefaultExternalMaxOutput
 		}
-		x.Command = append([]string(nil), x.Command...)
+		if x.MaxFindings == 0 {
+			x.MaxFindings = DefaultExternalMaxFindings
+		}
+		x.Command = append([]string{path}, x.Command[1:]...)
+		x.Env = slices.Clone(x.Env)
 		e.external = append(e.external, x)
 	}
 	return e, nil
@@ -206,10 +246,43 @@ func (e *Engine) thresholds(box string) Thresholds {
 // returns the findings sorted by fingerprint, with DetectedAt = w.End.
 // It is deterministic: the same window gives the same findings. When an
 // external analyzer fails, Analyze still returns the findings of the others
-// together with an error that names each failed analyzer.
+// together with an error that names each failed analyzer (one
+// *ExternalError each, joined).
 func (e *Engine) Analyze(ctx context.Context, w Window) ([]finding.Finding, error) {
+	res, err := e.Run(ctx, w)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, x := range e.external {
+		if err, ok := res.Failed[x.Name]; ok {
+			errs = append(errs, err)
+		}
+	}
+	return res.Findings, errors.Join(errs...)
+}
+
+// Result is what one analysis of a window found, and which external
+// analyzers could not tell.
+type Result struct {
+	// Findings are sorted by fingerprint, with DetectedAt = the window's end.
+	Findings []finding.Finding
+	// Failed maps each external analyzer that failed to its
+	// *ExternalError. What it would have found is unknown: its rules'
+	// findings are neither present nor absent.
+	Failed map[string]error
+	// Rules maps each external analyzer that succeeded to the rules of its
+	// findings, sorted (empty when it found nothing).
+	Rules map[string][]string
+}
+
+// Run is Analyze with each external analyzer's outcome reported apart. Its
+// error is that of the whole analysis (a window without box id, a
+// cancelled context); the failure of an external analyzer is in
+// Result.Failed.
+func (e *Engine) Run(ctx context.Context, w Window) (Result, error) {
 	if w.Box.ID == "" {
-		return nil, errors.New("analyze window: missing box id")
+		return Result{}, errors.New("analyze window: missing box id")
 	}
 	full := newInput(w)
 	th := e.thresholds(w.Box.ID)
@@ -217,7 +290,7 @@ func (e *Engine) Analyze(ctx context.Context, w Window) ([]finding.Finding, erro
 	var out []finding.Finding
 	for _, r := range rules {
 		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("analyze box %s: %w", w.Box.ID, err)
+			return Result{}, fmt.Errorf("analyze box %s: %w", w.Box.ID, err)
 		}
 		// The rule's own history, else the caller's window, else the engine's.
 		from := w.Start
@@ -237,30 +310,47 @@ func (e *Engine) Analyze(ctx context.Context, w Window) ([]finding.Finding, erro
 			out = append(out, e.complete(f, in))
 		}
 	}
-	var errs []error
+	res := Result{Failed: map[string]error{}, Rules: map[string][]string{}}
 	if len(e.external) > 0 {
 		payload, err := marshalWindow(w)
 		if err != nil {
-			return nil, err
+			return Result{}, err
 		}
 		for _, x := range e.external {
 			fs, err := x.run(ctx, payload, w.Box.ID)
 			if err != nil {
 				if ctx.Err() != nil {
-					return nil, fmt.Errorf("analyze box %s: %w", w.Box.ID, ctx.Err())
+					return Result{}, fmt.Errorf("analyze box %s: %w", w.Box.ID, ctx.Err())
 				}
-				errs = append(errs, err)
+				res.Failed[x.Name] = &ExternalError{Analyzer: x.Name, Err: err}
 				continue
 			}
+			rules := []string{}
 			for _, f := range fs {
 				out = append(out, e.complete(f, full))
+				rules = append(rules, f.Rule)
 			}
+			slices.Sort(rules)
+			res.Rules[x.Name] = slices.Compact(rules)
 		}
 	}
 	out = dedupe(out)
 	sortFindings(out)
-	return out, errors.Join(errs...)
+	res.Findings = out
+	return res, nil
 }
+
+// ExternalError is the failure of one external analyzer on one box.
+type ExternalError struct {
+	Analyzer string
+	Err      error
+}
+
+// Error returns the failure's message, which names the analyzer.
+func (e *ExternalError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the underlying error.
+func (e *ExternalError) Unwrap() error { return e.Err }
 
 // complete fills the fields every finding shares and drops numbers that
 // JSON cannot carry.

@@ -158,7 +158,7 @@ func TestNewErrors(t *testing.T) {
 		{name: "external without name", o: Options{External: []ExternalAnalyzer{{Command: []string{"sh"}}}},
 			err: "check external analyzers[0]: missing name"},
 		{name: "external name with slash", o: Options{External: []ExternalAnalyzer{{Name: "a/b", Command: []string{"sh"}}}},
-			err: `check external analyzer "a/b": name must not contain '/' or spaces`},
+			err: `check external analyzer "a/b": name: allowed up to 64 of A-Z a-z 0-9 . _ -`},
 		{name: "external without command", o: Options{External: []ExternalAnalyzer{{Name: "smart"}}},
 			err: `check external analyzer "smart": missing command`},
 		{name: "duplicate external", o: Options{External: []ExternalAnalyzer{{Name: "smart", Command: []string{"sh"}}, {Name: "smart", Command: []string{"sh"}}}},

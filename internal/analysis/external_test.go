@@ -264,3 +264,203 @@ func TestExternalFailureKeepsOtherFindings(t *testing.T) {
 		{"custom", "fan/1", finding.Critical},
 	}, got(fs), "built-in findings stay, and duplicates keep the most severe")
 }
+
+// TestExternalAnalyzerSandbox runs real scripts that look at what they were
+// given: the environment holds only the allowlist (no secret of the
+// worker's), the working directory is theirs, and a child they leave
+// behind is killed with them without holding up the run.
+func TestExternalAnalyzerSandbox(t *testing.T) {
+	t.Setenv("SANWATCH_SMTP_PASSWORD", "hunter2-smtp-secret")
+	t.Setenv("SANWATCH_STORE_DSN", "postgres://u:pw-in-dsn@db/sanwatch")
+	t.Setenv("FAN_API_URL", "http://fans.example")
+	t.Setenv("UNLISTED_VAR", "not-for-analyzers")
+	t.Setenv("TZ", "Europe/Paris")
+	dir := t.TempDir()
+	cwd, err := os.Getwd()
+	require.NoError(t, err)
+	own := t.TempDir()
+	pidFile := filepath.Join(dir, "orphan.pid")
+	// env and pwd go into the problem text: what the analyzer could put
+	// into a finding, and so into an email.
+	envScript := script(t, dir, "env.sh", "cat >/dev/null\nprintf '{\"rule\":\"env\",\"component\":\"box\",\"problem\":\"%s\"}\\n' \"$(env | sort | tr '\\n' ' ')\"\n")
+	pwdScript := script(t, dir, "pwd.sh", "cat >/dev/null\ntouch scratch\nprintf '{\"rule\":\"pwd\",\"component\":\"box\",\"problem\":\"%s\"}\\n' \"$(pwd)\"\n")
+	forkScript := script(t, dir, "fork.sh", "cat >/dev/null\nsleep 60 &\necho $! > "+pidFile+"\necho '{\"rule\":\"forked\",\"component\":\"box\"}'\nexit 0\n")
+	cases := []struct {
+		name  string
+		x     ExternalAnalyzer
+		check func(t *testing.T, f finding.Finding)
+	}{
+		{
+			name: "only PATH, LANG, TZ and the listed names",
+			x:    ExternalAnalyzer{Name: "env", Command: []string{"sh", envScript}, Env: []string{"FAN_API_URL", "NOT_SET_ANYWHERE"}},
+			check: func(t *testing.T, f finding.Finding) {
+				require.Contains(t, f.Problem, "PATH=")
+				require.Contains(t, f.Problem, "TZ=Europe/Paris")
+				require.Contains(t, f.Problem, "FAN_API_URL=http://fans.example")
+				for _, leak := range []string{"hunter2", "pw-in-dsn", "SANWATCH", "UNLISTED_VAR", "NOT_SET_ANYWHERE"} {
+					require.NotContains(t, f.Problem, leak)
+				}
+			},
+		},
+		{
+			name: "a fresh working directory, removed after the run",
+			x:    ExternalAnalyzer{Name: "pwd", Command: []string{"sh", pwdScript}},
+			check: func(t *testing.T, f finding.Finding) {
+				require.NotEqual(t, cwd, f.Problem)
+				require.Contains(t, filepath.Base(f.Problem), "sanwatch-pwd-")
+				_, err := os.Stat(f.Problem)
+				require.ErrorIs(t, err, os.ErrNotExist)
+			},
+		},
+		{
+			name: "the configured working directory, kept",
+			x:    ExternalAnalyzer{Name: "pwd-own", Command: []string{"sh", pwdScript}, Dir: own},
+			check: func(t *testing.T, f finding.Finding) {
+				want, err := filepath.EvalSymlinks(own)
+				require.NoError(t, err)
+				require.Equal(t, want, f.Problem)
+				require.FileExists(t, filepath.Join(own, "scratch"))
+			},
+		},
+		{
+			name: "a forked child dies with the analyzer and does not hold the run",
+			x:    ExternalAnalyzer{Name: "fork", Command: []string{"sh", forkScript}},
+			check: func(t *testing.T, f finding.Finding) {
+				require.Equal(t, "forked", f.Rule)
+				b, err := os.ReadFile(pidFile)
+				require.NoError(t, err)
+				pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+				require.NoError(t, err)
+				require.Eventually(t, func() bool { return processGone(pid) }, 2*time.Second, 20*time.Millisecond, "sleep 60 outlived its analyzer")
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e, err := New(Options{External: []ExternalAnalyzer{tc.x}})
+			require.NoError(t, err)
+			begin := time.Now()
+			fs, err := e.Analyze(context.Background(), fanBox())
+			require.NoError(t, err)
+			// Less than killGrace: the run did not wait for a child's pipes.
+			require.Less(t, time.Since(begin), killGrace/2)
+			require.Len(t, fs, 1)
+			tc.check(t, fs[0])
+		})
+	}
+}
+
+// TestExternalAnalyzerCaps feeds the engine analyzers that print too much
+// or print names and texts that must not reach a store, an email or a log
+// line as they are.
+func TestExternalAnalyzerCaps(t *testing.T) {
+	dir := t.TempDir()
+	sh := func(name, body string) []string { return []string{"sh", script(t, dir, name, "cat >/dev/null\n"+body)} }
+	long := strings.Repeat("x", 200)
+	cases := []struct {
+		name  string
+		x     ExternalAnalyzer
+		err   string
+		check func(t *testing.T, fs []finding.Finding)
+	}{
+		{
+			name: "100,000 findings fail the run, none kept",
+			x: ExternalAnalyzer{Name: "flood", MaxOutputBytes: 64 << 20,
+				Command: sh("flood.sh", `awk 'BEGIN { for (i = 0; i < 100000; i++) printf "{\"rule\":\"flood\",\"component\":\"disk/%d\"}\n", i }'`+"\n")},
+			err: `run external analyzer "flood": more than 100 findings (max_findings); none was kept`,
+		},
+		{
+			name: "a configured max_findings",
+			x: ExternalAnalyzer{Name: "three", MaxFindings: 3,
+				Command: sh("four.sh", `for i in 1 2 3 4; do echo "{\"rule\":\"r\",\"component\":\"c$i\"}"; done`+"\n")},
+			err: `run external analyzer "three": more than 3 findings (max_findings); none was kept`,
+		},
+		{
+			name: "exactly max_findings pass",
+			x: ExternalAnalyzer{Name: "three-ok", MaxFindings: 3,
+				Command: sh("three.sh", `for i in 1 2 3; do echo "{\"rule\":\"r\",\"component\":\"c$i\"}"; done`+"\n")},
+			check: func(t *testing.T, fs []finding.Finding) { require.Len(t, fs, 3) },
+		},
+		{
+			name: "a component with a newline",
+			x:    ExternalAnalyzer{Name: "newline", Command: sh("nl.sh", `printf '%s\n' '{"rule":"r","component":"fan/1\nSubject: pwned"}'`+"\n")},
+			err:  `run external analyzer "newline": output line 1: component "fan/1\nSubject: pwned" holds a character outside [A-Za-z0-9._:/-]`,
+		},
+		{
+			name: "a raw newline splits the line",
+			x:    ExternalAnalyzer{Name: "rawnl", Command: sh("rawnl.sh", `printf '{"rule":"r","component":"fan/1\nx"}\n'`+"\n")},
+			err:  `run external analyzer "rawnl": output line 1: unexpected EOF`,
+		},
+		{
+			name: "a long component is quoted only in part",
+			x:    ExternalAnalyzer{Name: "longcomp", Command: sh("longcomp.sh", `echo '{"rule":"r","component":"`+long+`"}'`+"\n")},
+			err:  `run external analyzer "longcomp": output line 1: component "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"... is longer than 128 bytes`,
+		},
+		{
+			name: "a rule with a space",
+			x:    ExternalAnalyzer{Name: "space", Command: sh("space.sh", `echo '{"rule":"fan stopped","component":"fan/1"}'`+"\n")},
+			err:  `run external analyzer "space": output line 1: rule "fan stopped" holds a character outside [A-Za-z0-9._:-]`,
+		},
+		{
+			name: "a rule with a slash",
+			x:    ExternalAnalyzer{Name: "slash", Command: sh("slash.sh", `echo '{"rule":"a/b","component":"fan/1"}'`+"\n")},
+			err:  `run external analyzer "slash": output line 1: rule "a/b" holds a character outside [A-Za-z0-9._:-]`,
+		},
+		{
+			name: "a rule of 65 bytes",
+			x:    ExternalAnalyzer{Name: "longrule", Command: sh("longrule.sh", `echo '{"rule":"`+strings.Repeat("r", 65)+`","component":"fan/1"}'`+"\n")},
+			err:  `run external analyzer "longrule": output line 1: rule "rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr"... is longer than 64 bytes`,
+		},
+		{
+			name: "titles and problems are cut and lose their control characters",
+			x:    ExternalAnalyzer{Name: "texts", Command: sh("texts.sh", `printf '%s\n' '{"rule":"r","component":"fan/1","title":"Fan\r\nBcc: x@evil \u001b[31mred\u202e","problem":"`+strings.Repeat("p", 3000)+`","remediation":["step\none"]}'`+"\n")},
+			check: func(t *testing.T, fs []finding.Finding) {
+				require.Len(t, fs, 1)
+				require.Equal(t, "Fan Bcc: x@evil  [31mred", fs[0].Title, "a control character becomes a space")
+				require.Len(t, fs[0].Problem, MaxProblemLen)
+				require.Equal(t, []string{"step one"}, fs[0].Remediation)
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e, err := New(Options{External: []ExternalAnalyzer{tc.x}})
+			require.NoError(t, err)
+			fs, err := e.Analyze(context.Background(), fanBox())
+			if tc.err != "" {
+				require.EqualError(t, err, tc.err)
+				require.Empty(t, fs)
+				return
+			}
+			require.NoError(t, err)
+			tc.check(t, fs)
+		})
+	}
+}
+
+func TestExternalAnalyzerConfigErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		x    ExternalAnalyzer
+		err  string
+	}{
+		{"a secret of sanwatch's", ExternalAnalyzer{Name: "a", Command: []string{"sh"}, Env: []string{"SANWATCH_SMTP_PASSWORD"}},
+			`check external analyzer "a": env: "SANWATCH_SMTP_PASSWORD": sanwatch's own variables (SANWATCH_*) hold its secrets and are never passed to analyzers`},
+		{"in lower case too", ExternalAnalyzer{Name: "a", Command: []string{"sh"}, Env: []string{"sanwatch_store_dsn"}},
+			`check external analyzer "a": env: "sanwatch_store_dsn": sanwatch's own variables (SANWATCH_*) hold its secrets and are never passed to analyzers`},
+		{"not a name", ExternalAnalyzer{Name: "a", Command: []string{"sh"}, Env: []string{"A=B"}},
+			`check external analyzer "a": env: "A=B" is not a variable name`},
+		{"a name with a space", ExternalAnalyzer{Name: "fan check", Command: []string{"sh"}},
+			`check external analyzer "fan check": name: allowed up to 64 of A-Z a-z 0-9 . _ -`},
+		{"negative max findings", ExternalAnalyzer{Name: "a", Command: []string{"sh"}, MaxFindings: -1},
+			`check external analyzer "a": max findings -1: allowed 0 (default 100) or more`},
+		{"missing dir", ExternalAnalyzer{Name: "a", Command: []string{"sh"}, Dir: "/nonexistent/sanwatch"},
+			`check external analyzer "a": dir: stat /nonexistent/sanwatch: no such file or directory`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := New(Options{External: []ExternalAnalyzer{tc.x}})
+			require.EqualError(t, err, tc.err)
+		})
+	}
+}

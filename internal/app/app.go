@@ -143,7 +143,8 @@ func Engine(cfg *config.Config) (*analysis.Engine, error) {
 	}
 	ext := make([]analysis.ExternalAnalyzer, 0, len(cfg.External))
 	for _, e := range cfg.External {
-		ext = append(ext, analysis.ExternalAnalyzer{Name: e.Name, Command: e.Command, Timeout: e.Timeout, MaxOutputBytes: e.MaxOutputBytes})
+		ext = append(ext, analysis.ExternalAnalyzer{Name: e.Name, Command: e.Command, Timeout: e.Timeout, MaxOutputBytes: e.MaxOutputBytes,
+			MaxFindings: e.MaxFindings, Env: e.Env, Dir: e.Dir})
 	}
 	return analysis.New(analysis.Options{
 		Window: cfg.Analysis.Window, Thresholds: cfg.Rules, Overrides: cfg.Overrides, Advisories: advisories, External: ext,

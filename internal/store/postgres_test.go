@@ -53,8 +53,8 @@ func TestPostgresConcurrentOpen(t *testing.T) {
 	var versions, maxVersion int
 	require.NoError(t, rawPostgres(t, dsn).QueryRow(t.Context(),
 		`SELECT COUNT(*), MAX(version) FROM schema_migrations`).Scan(&versions, &maxVersion))
-	require.Equal(t, 5, versions)
-	require.Equal(t, 5, maxVersion)
+	require.Equal(t, 6, versions)
+	require.Equal(t, 6, maxVersion)
 }
 
 func TestPostgresReopen(t *testing.T) {
@@ -77,7 +77,7 @@ func TestPostgresReopen(t *testing.T) {
 	_, err = rawPostgres(t, dsn).Exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (99, 0)`)
 	require.NoError(t, err)
 	_, err = store.OpenPostgres(ctx, dsn)
-	require.EqualError(t, err, "open postgres: migrate schema: database is at version 99, this build knows up to 5")
+	require.EqualError(t, err, "open postgres: migrate schema: database is at version 99, this build knows up to 6")
 }
 
 func TestPostgresInInventory(t *testing.T) {

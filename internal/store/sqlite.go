@@ -121,6 +121,20 @@ var sqliteMigrations = []string{
 	) WITHOUT ROWID;
 	ALTER TABLE scan_reports ADD COLUMN more_failed_shards BIGINT NOT NULL DEFAULT 0;
 	ALTER TABLE scan_reports ADD COLUMN more_dispatch_errors BIGINT NOT NULL DEFAULT 0;`,
+	// 6: external analyzers' last failure and success, and the rules each
+	// has reported (a failed analyzer's findings are unknown, not cleared).
+	`CREATE TABLE analyzer_runs (
+		analyzer   TEXT    PRIMARY KEY,
+		last_error TEXT    NOT NULL DEFAULT '',
+		last_box   TEXT    NOT NULL DEFAULT '',
+		failed_at  INTEGER, -- unix nanoseconds of the last failure
+		ok_at      INTEGER  -- unix nanoseconds of the last success
+	);
+	CREATE TABLE analyzer_rules (
+		analyzer TEXT NOT NULL,
+		rule     TEXT NOT NULL,
+		PRIMARY KEY (analyzer, rule)
+	) WITHOUT ROWID;`,
 }
 
 // SQLite is the embedded Store: one database file in WAL mode. Writes go

@@ -183,6 +183,14 @@ type Store interface {
 	// Emails returns the emails recorded for a fingerprint, oldest first.
 	Emails(ctx context.Context, fingerprint string) ([]EmailRecord, error)
 
+	// RecordAnalyzerRun records the outcome of one run of an external
+	// analyzer: a failure's error, box and time, or a success's time and the
+	// rules of its findings. Each time only moves forward.
+	RecordAnalyzerRun(ctx context.Context, r AnalyzerRun) error
+	// AnalyzerStatuses returns what is known of each external analyzer,
+	// ordered by name.
+	AnalyzerStatuses(ctx context.Context) ([]AnalyzerStatus, error)
+
 	// Stats counts what the store holds.
 	Stats(ctx context.Context) (Stats, error)
 

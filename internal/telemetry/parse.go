@@ -355,20 +355,30 @@ func (p *parser) runCSV(br *bufio.Reader) error {
 // columns are the CSV column names, in the order of the cols array.
 var columns = [5]string{"time", "box", "component", "metric", "value"}
 
+// parseHeader reads the CSV header. Its errors name the line and the
+// reason and quote at most a short excerpt of one column: a file that is
+// not telemetry (a key, a password file) must not be echoed into errors,
+// workflow failures and quarantine records.
 func (p *parser) parseHeader(line []byte) error {
-	bad := func() error {
-		return p.notTelemetry(p.lineNo, "header %s is not %s", quote(line), CSVHeader)
+	bad := func(format string, args ...any) error {
+		return p.notTelemetry(p.lineNo, "header is not "+CSVHeader+": "+format, args...)
 	}
 	fields, reason := p.splitCSV(line)
-	if reason != "" || len(fields) != len(columns) {
-		return bad()
+	switch {
+	case reason != "":
+		return bad("%s", reason)
+	case len(fields) != len(columns):
+		return bad("%d columns, want %d", len(fields), len(columns))
 	}
 	seen := [5]bool{}
 	for i, f := range fields {
 		name := strings.ToLower(string(f))
 		k := slices.Index(columns[:], name)
-		if k < 0 || seen[k] {
-			return bad()
+		switch {
+		case k < 0:
+			return bad("column %d %s is unknown", i+1, quote(f))
+		case seen[k]:
+			return bad("column %d %s repeats", i+1, quote(f))
 		}
 		seen[k] = true
 		p.cols[k] = i
@@ -702,21 +712,29 @@ func parseValue(b []byte) (float64, string) {
 	return v, ""
 }
 
-// quote returns b as a Go-quoted string, cut to 64 bytes so that error
-// messages stay short.
+// quote returns a short excerpt of b for an error message: quoteString.
 func quote(b []byte) string {
-	const limit = 64
-	if len(b) > limit {
-		return strconv.Quote(string(b[:limit])) + "..."
+	if len(b) > ExcerptBytes {
+		// Only the bytes quoteString may keep are copied, and one more
+		// so that it still sees the value was cut.
+		return quoteString(string(b[:min(len(b), ExcerptBytes+1)]))
 	}
 	return strconv.Quote(string(b))
 }
 
-// quoteString is quote for a string.
+// ExcerptBytes bounds how much of a rejected value or line an error quotes.
+const ExcerptBytes = 32
+
+// quoteString is quote for a string: at most ExcerptBytes of s (cut at a
+// character boundary), Go-quoted so that control and non-printable
+// characters are escaped, with "..." when cut.
 func quoteString(s string) string {
-	const limit = 64
-	if len(s) > limit {
-		return strconv.Quote(s[:limit]) + "..."
+	if len(s) <= ExcerptBytes {
+		return strconv.Quote(s)
 	}
-	return strconv.Quote(s)
+	cut := ExcerptBytes
+	for cut > ExcerptBytes-utf8.UTFMax && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strconv.Quote(s[:cut]) + "..."
 }

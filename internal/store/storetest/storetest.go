@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -47,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SetFindingStatus", testSetFindingStatus},
 		{"ScanReports", testScanReports},
 		{"Emails", testEmails},
+		{"AnalyzerRuns", testAnalyzerRuns},
 		{"Stats", testStats},
 	}
 	for _, tc := range tests {
@@ -797,6 +799,34 @@ func testEmails(t *testing.T, s store.Store) {
 	require.NoError(t, err)
 	require.Empty(t, got)
 	require.EqualError(t, s.RecordEmail(ctx, store.EmailRecord{Fingerprint: "b/r/c"}), "record email: message id and fingerprint are required")
+}
+
+func testAnalyzerRuns(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	got, err := s.AnalyzerStatuses(ctx)
+	require.NoError(t, err)
+	require.Empty(t, got)
+	t1 := time.Date(2026, 11, 1, 10, 0, 0, 123, time.UTC)
+	long := strings.Repeat("e", 5000)
+	for _, r := range []store.AnalyzerRun{
+		{Analyzer: "fans", Box: "b1", At: t1, Rules: []string{"fan_stopped", "fan_slow"}},
+		{Analyzer: "fans", Box: "b2", At: t1.Add(time.Minute), Err: `run external analyzer "fans": exit status 3`},
+		{Analyzer: "fans", Box: "b3", At: t1.Add(-time.Minute), Err: "an older failure, recorded late"},
+		{Analyzer: "fans", Box: "b1", At: t1.Add(-time.Hour), Rules: []string{"fan_stopped", "fan_noise"}}, // an older success adds its rules
+		{Analyzer: "smart", Box: "b1", At: t1, Err: long},
+		{Analyzer: "quiet", Box: "b1", At: t1},
+	} {
+		require.NoError(t, s.RecordAnalyzerRun(ctx, r))
+	}
+	got, err = s.AnalyzerStatuses(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []store.AnalyzerStatus{
+		{Analyzer: "fans", LastError: `run external analyzer "fans": exit status 3`, LastBox: "b2", FailedAt: t1.Add(time.Minute),
+			OKAt: t1, Rules: []string{"fan_noise", "fan_slow", "fan_stopped"}},
+		{Analyzer: "quiet", OKAt: t1},
+		{Analyzer: "smart", LastError: long[:1024], LastBox: "b1", FailedAt: t1},
+	}, got)
+	require.EqualError(t, s.RecordAnalyzerRun(ctx, store.AnalyzerRun{At: t1}), "record analyzer run: missing analyzer")
 }
 
 func testStats(t *testing.T, s store.Store) {
