@@ -1234,3 +1234,20 @@ func TestChecksCatchMistakes(t *testing.T) {
 		})
 	}
 }
+
+// TestCodecServerIsolated: the codec server decrypts for whoever can reach
+// it, so it sits alone on a network of its own, reached only through its
+// loopback port; every network a service names is declared.
+func TestCodecServerIsolated(t *testing.T) {
+	p := loadProject(t)
+	require.Equal(t, []string{"codec"}, p.file.Services["codec-server"].Networks)
+	for _, name := range p.serviceNames() {
+		for _, n := range p.file.Services[name].Networks {
+			_, ok := p.file.Networks[n]
+			require.True(t, ok, "service %q: network %q is not declared", name, n)
+			if name != "codec-server" {
+				require.NotEqual(t, "codec", n, "service %q shares the codec server's network", name)
+			}
+		}
+	}
+}

@@ -50,6 +50,7 @@ type service struct {
 	WorkingDir      string       `yaml:"working_dir"`
 	StopGracePeriod string       `yaml:"stop_grace_period"`
 	Logging         *logging     `yaml:"logging"`
+	Networks        []string     `yaml:"networks"`
 }
 
 type logging struct {

@@ -474,6 +474,15 @@ func (r *remediation) verify(requested bool) {
 	if err != nil {
 		r.st.LastError = "verify: " + ErrorMessage(err)
 		r.verifyOutcome = UpdateResult{Phase: r.st.Phase, Message: "verification failed, nothing changed: " + ErrorMessage(err)}
+		var app *temporal.ApplicationError
+		if r.v2 && errors.As(err, &app) && app.Type() == activities.ErrTypeAnalyzerFailed {
+			// The analyzer that judges this finding failed: its state is
+			// unknown, so the clear time so far no longer counts.
+			r.st.ClearSince = time.Time{}
+			if r.st.Phase == PhaseClearing {
+				r.st.Phase = r.waitingPhase()
+			}
+		}
 		return
 	}
 	if res.Present {

@@ -54,6 +54,8 @@ type remediateMocks struct {
 	sendErr func(in activities.SendEmailInput) error
 	// statusErr, when set, may refuse a status write.
 	statusErr func(in activities.SetStatusInput) error
+	// verifyErr, when set, may fail a verification.
+	verifyErr func() error
 	// sendTakes and verifyTakes are how long (test time) each call lasts.
 	sendTakes, verifyTakes time.Duration
 	settings               *activities.Settings
@@ -85,6 +87,11 @@ func remediateEnvWith(t *testing.T, m remediateMocks) (*testsuite.TestWorkflowEn
 		})
 	env.OnActivity(a.VerifyFinding, mock.Anything, mock.Anything).After(m.verifyTakes).Return(
 		func(context.Context, activities.VerifyInput) (activities.VerifyResult, error) {
+			if m.verifyErr != nil {
+				if err := m.verifyErr(); err != nil {
+					return activities.VerifyResult{}, err
+				}
+			}
 			if present() {
 				return activities.VerifyResult{Present: true, Detail: "Pool ssd_r6 fills in 5 days (used 91 %)"}, nil
 			}

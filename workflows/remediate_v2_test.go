@@ -321,3 +321,23 @@ func TestRemediateCancelAnswersWaitingUpdates(t *testing.T) {
 	require.True(t, temporal.IsCanceledError(env.GetWorkflowError()), "%v", env.GetWorkflowError())
 	require.NotEmpty(t, res.result.Message, "the waiting update was answered: %+v", res)
 }
+
+// While the analyzer that judges a finding fails, the finding is unknown,
+// not clear: the resolve window starts again once the analyzer runs (found
+// by review; issue 10).
+func TestRemediateAnalyzerFailureRestartsTheResolveWindow(t *testing.T) {
+	var env *testsuite.TestWorkflowEnvironment
+	var start time.Time
+	env, log, _ := remediateEnvWith(t, remediateMocks{present: func() bool { return false },
+		verifyErr: func() error {
+			if since := env.Now().Sub(start); since >= 3*time.Hour && since < 8*time.Hour {
+				return temporal.NewApplicationError("external analyzer \"legacy\" failed on box-0042", activities.ErrTypeAnalyzerFailed)
+			}
+			return nil
+		}})
+	start = env.Now()
+	env.ExecuteWorkflow(Remediate, RemediateInput{Fingerprint: fp})
+	require.NoError(t, env.GetWorkflowError())
+	require.Equal(t, []string{"notify", "resolved"}, log.Kinds())
+	require.GreaterOrEqual(t, log.at[1].Sub(start), 14*time.Hour, "clear for a whole window after the analyzer came back at 8h")
+}

@@ -131,7 +131,10 @@ func (x ExternalAnalyzer) run(ctx context.Context, payload []byte, box string) (
 	stderr := &tailBuffer{max: stderrTail}
 	fail := func(format string, args ...any) error {
 		msg := fmt.Sprintf(format, args...)
-		if tail := strings.TrimSpace(stderr.String()); tail != "" {
+		// The tail of stderr, cleaned: valid UTF-8, no control characters,
+		// no "|" (Nagios perfdata), cut on a character boundary; it travels
+		// into errors, the store and `starter check`.
+		if tail := strings.ReplaceAll(cleanText(stderr.String(), stderrQuoted), "|", "/"); tail != "" {
 			msg += "; stderr: " + tail
 		}
 		return fmt.Errorf("run external analyzer %q: %s", x.Name, msg)
@@ -348,6 +351,9 @@ func describeChars(allowed string) string {
 	}
 	return "[A-Za-z0-9._:-]"
 }
+
+// stderrQuoted is how much of an analyzer's stderr its errors quote.
+const stderrQuoted = 512
 
 // excerptLen is how much of an offending value an error message quotes.
 const excerptLen = 32

@@ -52,13 +52,20 @@ func Handler(c converter.PayloadCodec, o ServerOptions) http.Handler {
 			_, _ = w.Write([]byte("ok\n"))
 			return
 		}
+		// Without a token only loopback host names are answered, so a web
+		// page cannot reach the server through a DNS name rebound to 127.0.0.1.
+		if o.Token == "" && !loopbackHost(r.Host) {
+			logger.Warn("codec server: request for a host name that is not loopback refused", "host", r.Host, "remote", r.RemoteAddr)
+			http.Error(w, "without codec.auth_token_file the codec server answers only 127.0.0.1, [::1] and localhost", http.StatusForbidden)
+			return
+		}
+		w.Header().Add("Vary", "Origin")
 		origin := r.Header.Get("Origin")
 		allowed := origin != "" && slices.Contains(o.CORSOrigins, origin)
 		if allowed {
 			h := w.Header()
 			h.Set("Access-Control-Allow-Origin", origin)
 			h.Set("Access-Control-Allow-Credentials", "true")
-			h.Add("Vary", "Origin")
 		}
 		if r.Method == http.MethodOptions {
 			if !allowed {
@@ -95,6 +102,21 @@ func Handler(c converter.PayloadCodec, o ServerOptions) http.Handler {
 		logger.Debug("codec server: request", "path", r.URL.Path, "remote", r.RemoteAddr, "namespace", r.Header.Get("X-Namespace"))
 		codecs.ServeHTTP(w, r)
 	})
+}
+
+// loopbackHost reports whether an HTTP Host header (host or host:port)
+// names the loopback interface.
+func loopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // IsLoopback reports whether a listen address host:port binds only the

@@ -157,6 +157,19 @@ func TestHandlerWithoutToken(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "Origin", resp.Header.Get("Vary"))
+
+	// DNS rebinding: a page on evil.example whose name now points at
+	// 127.0.0.1 sends its own host name; without a token that is refused.
+	for host, want := range map[string]int{"evil.example:8081": http.StatusForbidden, "localhost:8081": http.StatusOK, "[::1]:8081": http.StatusOK} {
+		req, err := http.NewRequest(http.MethodPost, srv.URL+"/decode", bytes.NewReader(body))
+		require.NoError(t, err)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, want, resp.StatusCode, host)
+	}
 }
 
 func TestCheckListen(t *testing.T) {
