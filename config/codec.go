@@ -19,6 +19,9 @@ func validateCodec(c Codec) error {
 		}
 	}
 	hasKeys := strings.TrimSpace(c.Keys) != ""
+	if c.RequireEncryption && !hasKeys && c.KeysFile == "" {
+		add(invalid("codec.require_encryption", true, "needs codec.keys_file or "+EnvVar(keyCodecKeys)))
+	}
 	switch {
 	case c.KeysFile != "" && hasKeys:
 		add(invalid(keyCodecKeysFile, c.KeysFile, "must not be set together with "+EnvVar(keyCodecKeys)+": keep the keys in one place"))

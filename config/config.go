@@ -180,6 +180,9 @@ type Codec struct {
 	ServerAddr    string   `yaml:"server_addr"`     // host:port of `starter codec-server`
 	AuthTokenFile string   `yaml:"auth_token_file"` // file holding the codec server's bearer token
 	CORSOrigins   []string `yaml:"cors_origins"`    // origins allowed to call the codec server (the Temporal UI)
+	// RequireEncryption refuses clear-text payloads (signals, updates,
+	// results) once no history from before encryption is read any more.
+	RequireEncryption bool `yaml:"require_encryption"`
 }
 
 // SMTP TLS modes.

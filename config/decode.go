@@ -101,11 +101,12 @@ func (d *decoder) decode(raw map[string]any, setOverrides map[string]map[string]
 			OAuth2TokenCommand: d.str("smtp.oauth2_token_command"),
 		},
 		Codec: Codec{
-			KeysFile:      d.str("codec.keys_file"),
-			Keys:          d.str(keyCodecKeys),
-			ServerAddr:    d.str("codec.server_addr"),
-			AuthTokenFile: d.str("codec.auth_token_file"),
-			CORSOrigins:   d.strs("codec.cors_origins"),
+			KeysFile:          d.str("codec.keys_file"),
+			Keys:              d.str(keyCodecKeys),
+			ServerAddr:        d.str("codec.server_addr"),
+			AuthTokenFile:     d.str("codec.auth_token_file"),
+			CORSOrigins:       d.strs("codec.cors_origins"),
+			RequireEncryption: d.boolean("codec.require_encryption"),
 		},
 		Remediation: Remediation{
 			Enabled:            d.boolean("remediation.enabled"),

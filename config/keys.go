@@ -89,6 +89,7 @@ var keys = []key{
 	{"codec.server_addr", "127.0.0.1:8081"},
 	{"codec.auth_token_file", ""},
 	{"codec.cors_origins", []string{"http://127.0.0.1:8233", "http://localhost:8233"}},
+	{"codec.require_encryption", false},
 	{"log.level", "info"},
 	{"log.format", "text"},
 }

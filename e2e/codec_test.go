@@ -195,7 +195,9 @@ func TestPayloadsEncryptedAtRest(t *testing.T) {
 	require.NoError(t, err)
 	token := hex.EncodeToString(tok)
 	tokenFile := writeSecret(t, secrets, "codec.token", token)
-	h := newHarness(t, harnessOptions{extraYAML: fmt.Sprintf("codec:\n  keys_file: %s\n  auth_token_file: %s\n", keysFile, tokenFile)})
+	// require_encryption: every payload the workers read must be encrypted,
+	// so the whole pipeline below also proves none goes out in the clear.
+	h := newHarness(t, harnessOptions{extraYAML: fmt.Sprintf("codec:\n  keys_file: %s\n  auth_token_file: %s\n  require_encryption: true\n", keysFile, tokenFile)})
 	writeFleet(t, h)
 	acts := h.inProcess(nil)
 

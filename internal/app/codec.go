@@ -27,6 +27,7 @@ func Codec(cfg *config.Config) (*codec.Codec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load payload encryption keys: %w", err)
 	}
+	c.RequireEncrypted = cfg.Codec.RequireEncryption
 	return c, nil
 }
 

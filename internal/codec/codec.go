@@ -36,6 +36,8 @@ const nonceSize = 12
 var (
 	// ErrUnknownKey is a payload sealed with a key id that is not configured.
 	ErrUnknownKey = errors.New("unknown encryption key id")
+	// ErrNotEncrypted is a clear-text payload where encryption is required.
+	ErrNotEncrypted = errors.New("payload is not encrypted")
 	// ErrTampered is a payload that fails authentication: altered, truncated,
 	// or sealed with another key of the same id.
 	ErrTampered = errors.New("payload failed authentication (tampered, truncated, or another key under that id)")
@@ -44,6 +46,12 @@ var (
 // Codec is an AES-256-GCM converter.PayloadCodec. The first key encrypts;
 // every key decrypts, chosen by the key id stored in the payload.
 type Codec struct {
+	// RequireEncrypted refuses payloads that are not encrypted (codec.require_encryption):
+	// nobody without the key can then slip a clear-text signal, update or
+	// result past the workers. Off while histories from before encryption
+	// may still be read.
+	RequireEncrypted bool
+
 	current string
 	aeads   map[string]cipher.AEAD
 	ids     []string // in configuration order
@@ -115,6 +123,10 @@ func (c *Codec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error
 	out := make([]*commonpb.Payload, len(payloads))
 	for i, p := range payloads {
 		if string(p.GetMetadata()[MetadataEncoding]) != EncodingEncrypted {
+			if c.RequireEncrypted {
+				return payloads, fmt.Errorf("decode payload: %w (encoding %q); codec.require_encryption is on, so clear-text input is refused: send it with the codec (temporal --codec-endpoint)",
+					ErrNotEncrypted, string(p.GetMetadata()[MetadataEncoding]))
+			}
 			out[i] = p
 			continue
 		}

@@ -289,3 +289,20 @@ func TestDecodePassesUnencrypted(t *testing.T) {
 		})
 	}
 }
+
+// With RequireEncrypted, a clear-text payload (a signal sent without the
+// key, a result written into the database) is refused, not read.
+func TestDecodeRequireEncrypted(t *testing.T) {
+	k1, _ := testKey("k1", 1, 32)
+	c := mustCodec(t, k1)
+	c.RequireEncrypted = true
+	clear := payload(t, map[string]string{"present": "false"})
+	_, err := c.Decode([]*commonpb.Payload{clear})
+	require.ErrorIs(t, err, ErrNotEncrypted)
+	require.Contains(t, err.Error(), `(encoding "json/plain")`)
+	sealed, err := c.Encode([]*commonpb.Payload{clear})
+	require.NoError(t, err)
+	out, err := c.Decode(sealed)
+	require.NoError(t, err)
+	require.Equal(t, clear.GetData(), out[0].GetData())
+}
