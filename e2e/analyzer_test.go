@@ -71,6 +71,7 @@ esac`, modeFile)
 	require.Equal(t, 1, code, out)
 	require.Contains(t, out, `external analyzer "fans" failed`)
 	require.Contains(t, out, `on box box-0001 (its findings are unknown): run external analyzer "fans": exit status 3; stderr: fan table missing`)
+	require.Regexp(t, `(?m)^\S+\s+box-0001\s+\S+\s+\S+\s+unknown\s`, h.starter("findings", "--status", "unknown"), "starter findings shows the finding as unknown")
 
 	// It runs again and reports nothing: now the finding is clear, and resolves.
 	mode("clear")

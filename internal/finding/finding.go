@@ -49,6 +49,10 @@ const (
 	StatusAcknowledged  Status = "acknowledged"
 	StatusResolved      Status = "resolved"
 	StatusUndeliverable Status = "undeliverable"
+	// StatusUnknown is shown, never stored: the external analyzer that
+	// reports the finding failed on its last run, so nobody knows whether
+	// the problem is still there (`starter findings`).
+	StatusUnknown Status = "unknown"
 )
 
 // Number is one named figure of the evidence, such as a slope or a z-score.
