@@ -29,14 +29,16 @@ const (
 
 // project is the compose file with what the checks compare it against.
 type project struct {
-	file        *composeFile
-	root        string
-	dockerfile  string
-	goVersion   string            // the go line of go.mod
-	envKeys     map[string]string // SANWATCH_... -> configuration key
-	configFlags map[string]bool   // flags config.AddFlags defines (worker and starter)
-	workerFlags map[string]bool   // the worker's own flags
-	starterCmds map[string]bool   // every cobra Use name in starter/
+	file          *composeFile
+	root          string
+	dockerfile    string
+	goVersion     string            // the go line of go.mod
+	serverVersion string            // go.temporal.io/server's version in go.mod
+	readme        string            // README.md
+	envKeys       map[string]string // SANWATCH_... -> configuration key
+	configFlags   map[string]bool   // flags config.AddFlags defines (worker and starter)
+	workerFlags   map[string]bool   // the worker's own flags
+	starterCmds   map[string]bool   // every cobra Use name in starter/
 }
 
 // loadProject reads docker-compose.yml, the Dockerfile, go.mod and the
@@ -54,8 +56,14 @@ func loadProject(t *testing.T) *project {
 	m := regexp.MustCompile(`(?m)^go (\S+)$`).FindSubmatch(gomod)
 	require.NotNil(t, m, "go.mod has no go line")
 
+	sv := regexp.MustCompile(`(?m)^\s*go\.temporal\.io/server (v\S+)`).FindSubmatch(gomod)
+	require.NotNil(t, sv, "go.mod does not require go.temporal.io/server")
+	readme, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	require.NoError(t, err)
+
 	p := &project{
 		file: f, root: repoRoot, dockerfile: string(dockerfile), goVersion: string(m[1]),
+		serverVersion: string(sv[1]), readme: string(readme),
 		envKeys: map[string]string{}, configFlags: map[string]bool{},
 		workerFlags: map[string]bool{}, starterCmds: map[string]bool{},
 	}
@@ -469,10 +477,8 @@ func checkTemporal(p *project) error {
 		if _, ok := s.Environment["TEMPORAL_NAMESPACE"]; ok && strings.HasPrefix(s.Image, "temporalio/admin-tools:") {
 			admin = name
 		}
-		if path, ok := s.Environment["DYNAMIC_CONFIG_FILE_PATH"]; ok && !slices.ContainsFunc(s.Volumes, func(m mount) bool {
-			return m.Type == "bind" && m.Target == path
-		}) {
-			errs = append(errs, fmt.Errorf("service %q: DYNAMIC_CONFIG_FILE_PATH %s is not a mounted file", name, path))
+		if path, ok := s.Environment["DYNAMIC_CONFIG_FILE_PATH"]; ok {
+			errs = append(errs, checkDynamicConfig(p, name, path))
 		}
 		seeds, ok := s.Environment["POSTGRES_SEEDS"]
 		if !ok {
@@ -510,6 +516,79 @@ func checkTemporal(p *project) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// temporalWorkDir is the working directory of the temporalio/server image
+// (docker/targets/server.Dockerfile), against which a relative
+// DYNAMIC_CONFIG_FILE_PATH resolves.
+const temporalWorkDir = "/etc/temporal"
+
+// checkDynamicConfig: the Temporal server's dynamic config file lies in a
+// folder of the repository bind-mounted whole. A file mounted on its own
+// never sees an edit: editors write a new file and rename it over the old
+// one, and the container keeps the old inode.
+func checkDynamicConfig(p *project, name, path string) error {
+	abs := path
+	if !filepath.IsAbs(abs) {
+		abs = filepath.Join(temporalWorkDir, abs)
+	}
+	for _, m := range p.file.Services[name].Volumes {
+		if m.Type != "bind" {
+			continue
+		}
+		if m.Target == abs {
+			return fmt.Errorf("service %q: DYNAMIC_CONFIG_FILE_PATH %s is a file mounted on its own (%s), which never sees an edit: mount its folder", name, path, m.Source)
+		}
+		rel, err := filepath.Rel(m.Target, abs)
+		if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(p.root, m.Source, rel)); err != nil {
+			return fmt.Errorf("service %q: DYNAMIC_CONFIG_FILE_PATH %s: %s does not exist in %s", name, path, rel, m.Source)
+		}
+		return nil
+	}
+	return fmt.Errorf("service %q: DYNAMIC_CONFIG_FILE_PATH %s is not in a mounted folder", name, path)
+}
+
+// checkTemporalVersion: the Temporal server and admin tools images are the
+// version of go.temporal.io/server in go.mod (the test server the e2e tests
+// run), so what is tested is what the stack runs.
+func checkTemporalVersion(p *project) error {
+	var errs []error
+	for _, name := range p.serviceNames() {
+		s := p.file.Services[name]
+		if !isTemporalServer(s) && !strings.HasPrefix(s.Image, "temporalio/admin-tools:") {
+			continue
+		}
+		if tag := s.Image[strings.LastIndex(s.Image, ":")+1:]; "v"+tag != p.serverVersion {
+			errs = append(errs, fmt.Errorf("service %q: image %s differs from go.mod's go.temporal.io/server %s", name, s.Image, p.serverVersion))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// readmePasswordNote is what the README says about the database passwords.
+var readmePasswordNote = regexp.MustCompile("(?s)TEMPORAL_DB_PASSWORD.{0,400}?only before\\s+the\\s+first\\s+`up`.{0,200}?down\\s+-v")
+
+// checkReadme: the README's compose section says the database passwords
+// apply only when the volumes are created: PostgreSQL reads
+// POSTGRES_PASSWORD on an empty data directory only, so a changed password
+// locks the services out until `down -v`.
+func checkReadme(p *project) error {
+	const heading = "### The production-like stack (docker compose)"
+	i := strings.Index(p.readme, heading)
+	if i < 0 {
+		return fmt.Errorf("README: no section %q", heading)
+	}
+	section := p.readme[i+len(heading):]
+	if j := strings.Index(section, "\n#"); j >= 0 {
+		section = section[:j]
+	}
+	if !readmePasswordNote.MatchString(section) {
+		return errors.New("README: the compose section does not say that TEMPORAL_DB_PASSWORD and STORE_DB_PASSWORD apply only before the first `up` (or after `down -v`)")
+	}
+	return nil
 }
 
 // splitList splits a list-valued environment variable (comma-separated).
@@ -581,7 +660,8 @@ func checkProfiles(p *project) error {
 var restartPolicy = regexp.MustCompile(`^(no|always|unless-stopped|on-failure(:[0-9]+)?)$`)
 
 // checkRestart: every service states its restart policy; those that
-// docker compose up starts come back after a crash.
+// docker compose up starts come back after a crash, and one-shot jobs retry a
+// limited number of times (upstream's on-failure:6).
 func checkRestart(p *project) error {
 	var errs []error
 	for _, name := range p.serviceNames() {
@@ -591,6 +671,8 @@ func checkRestart(p *project) error {
 			errs = append(errs, fmt.Errorf("service %q: no restart policy", name))
 		case !restartPolicy.MatchString(s.Restart):
 			errs = append(errs, fmt.Errorf("service %q: restart %q is not a restart policy", name, s.Restart))
+		case s.Restart == "on-failure":
+			errs = append(errs, fmt.Errorf("service %q: restart \"on-failure\" retries forever, so a wrong password makes docker compose up wait forever: use on-failure:6", name))
 		case s.Restart == "no" && len(s.Profiles) == 0:
 			errs = append(errs, fmt.Errorf("service %q: restart \"no\": a crashed service would stay down", name))
 		}
@@ -598,8 +680,12 @@ func checkRestart(p *project) error {
 	return errors.Join(errs...)
 }
 
-// checkPostgres: PostgreSQL services are checked with pg_isready and keep
-// their data in a named volume.
+// pgIsReadyTCP matches a pg_isready that connects over TCP to loopback.
+var pgIsReadyTCP = regexp.MustCompile(`pg_isready\b.*(?:-h|--host)[ =](?:127\.0\.0\.1|localhost)(?:\s|$)`)
+
+// checkPostgres: PostgreSQL services are checked with pg_isready over TCP
+// (the entrypoint's temporary server listens only on the Unix socket while
+// it initialises a fresh volume) and keep their data in a named volume.
 func checkPostgres(p *project) error {
 	var errs []error
 	for _, name := range p.serviceNames() {
@@ -607,8 +693,11 @@ func checkPostgres(p *project) error {
 		if !isPostgres(s) {
 			continue
 		}
-		if s.Healthcheck == nil || !strings.Contains(s.Healthcheck.commandLine(), "pg_isready") {
+		switch {
+		case s.Healthcheck == nil || !strings.Contains(s.Healthcheck.commandLine(), "pg_isready"):
 			errs = append(errs, fmt.Errorf("service %q: healthcheck does not run pg_isready", name))
+		case !pgIsReadyTCP.MatchString(s.Healthcheck.commandLine()):
+			errs = append(errs, fmt.Errorf("service %q: pg_isready without -h 127.0.0.1 checks the Unix socket, which answers before TCP is up on a fresh volume", name))
 		}
 		if !slices.ContainsFunc(s.Volumes, func(m mount) bool {
 			return m.Type == "volume" && m.Source != "" && m.Target == "/var/lib/postgresql/data"
@@ -808,6 +897,8 @@ var checks = []struct {
 	{"postgres health and data", checkPostgres},
 	{"sanwatch config loads from the compose env", checkConfig},
 	{"Dockerfile", checkDockerfile},
+	{"Temporal images at go.mod's server version", checkTemporalVersion},
+	{"README on the database passwords", checkReadme},
 	{"codec key volume, codec server and UI endpoint", checkCodec},
 }
 
@@ -1077,12 +1168,67 @@ func TestChecksCatchMistakes(t *testing.T) {
 				`service "temporal": POSTGRES_PWD does not match POSTGRES_PASSWORD of service "sanwatch-db"`,
 		},
 		{
-			name: "dynamic config not mounted",
+			name: "dynamic config not in the mounted folder",
 			mutate: func(p *project) {
 				p.file.Services["temporal"].Environment["DYNAMIC_CONFIG_FILE_PATH"] = "config/dynamicconfig/development-sql.yaml"
 			},
 			check: checkTemporal,
-			want:  `service "temporal": DYNAMIC_CONFIG_FILE_PATH config/dynamicconfig/development-sql.yaml is not a mounted file`,
+			want:  `service "temporal": DYNAMIC_CONFIG_FILE_PATH config/dynamicconfig/development-sql.yaml: development-sql.yaml does not exist in ./deploy/temporal/dynamicconfig`,
+		},
+		{
+			name: "dynamic config not mounted",
+			mutate: func(p *project) {
+				p.file.Services["temporal"].Environment["DYNAMIC_CONFIG_FILE_PATH"] = "/etc/temporal/dynamic.yaml"
+			},
+			check: checkTemporal,
+			want:  `service "temporal": DYNAMIC_CONFIG_FILE_PATH /etc/temporal/dynamic.yaml is not in a mounted folder`,
+		},
+		{
+			name: "dynamic config file mounted on its own",
+			mutate: func(p *project) {
+				s := p.file.Services["temporal"]
+				s.Volumes = []mount{{Type: "bind", Source: "./deploy/temporal/dynamicconfig/sanwatch.yaml",
+					Target: "/etc/temporal/config/dynamicconfig/sanwatch.yaml", ReadOnly: true}}
+			},
+			check: checkTemporal,
+			want: `service "temporal": DYNAMIC_CONFIG_FILE_PATH /etc/temporal/config/dynamicconfig/sanwatch.yaml is a file mounted on its own ` +
+				`(./deploy/temporal/dynamicconfig/sanwatch.yaml), which never sees an edit: mount its folder`,
+		},
+		{
+			name:   "Temporal server behind go.mod",
+			mutate: func(p *project) { p.file.Services["temporal"].Image = "temporalio/server:1.32.0" },
+			check:  checkTemporalVersion,
+			want:   `service "temporal": image temporalio/server:1.32.0 differs from go.mod's go.temporal.io/server v1.32.1`,
+		},
+		{
+			name:   "go.mod raised, compose not",
+			mutate: func(p *project) { p.serverVersion = "v1.33.0" },
+			check:  checkTemporalVersion,
+			want: `service "temporal": image temporalio/server:1.32.1 differs from go.mod's go.temporal.io/server v1.33.0` + "\n" +
+				`service "temporal-admin-tools": image temporalio/admin-tools:1.32.1 differs from go.mod's go.temporal.io/server v1.33.0` + "\n" +
+				`service "temporal-schema": image temporalio/admin-tools:1.32.1 differs from go.mod's go.temporal.io/server v1.33.0`,
+		},
+		{
+			name:   "schema job retried forever",
+			mutate: func(p *project) { p.file.Services["temporal-schema"].Restart = "on-failure" },
+			check:  checkRestart,
+			want:   `service "temporal-schema": restart "on-failure" retries forever, so a wrong password makes docker compose up wait forever: use on-failure:6`,
+		},
+		{
+			name: "pg_isready on the Unix socket",
+			mutate: func(p *project) {
+				p.file.Services["temporal-db"].Healthcheck.Test.Values = []string{"CMD", "pg_isready", "-U", "temporal", "-d", "postgres"}
+			},
+			check: checkPostgres,
+			want:  `service "temporal-db": pg_isready without -h 127.0.0.1 checks the Unix socket, which answers before TCP is up on a fresh volume`,
+		},
+		{
+			name: "README silent on when the passwords apply",
+			mutate: func(p *project) {
+				p.readme = strings.ReplaceAll(p.readme, "down -v", "down")
+			},
+			check: checkReadme,
+			want:  "README: the compose section does not say that TEMPORAL_DB_PASSWORD and STORE_DB_PASSWORD apply only before the first `up` (or after `down -v`)",
 		},
 		{
 			name:   "sanwatch in another namespace",
