@@ -441,6 +441,14 @@ func (s *synthStore) AnalyzerStatuses(context.Context) ([]store.AnalyzerStatus, 
 	return nil, nil
 }
 
+// DeleteSamplesBefore deletes nothing: the samples are generated, not kept.
+func (s *synthStore) DeleteSamplesBefore(context.Context, time.Time, int) (int, error) {
+	return 0, nil
+}
+
+// Compact does nothing: nothing is kept on disk.
+func (s *synthStore) Compact(context.Context) error { return nil }
+
 // Stats counts what the store holds (samples: those appended, not generated).
 func (s *synthStore) Stats(context.Context) (store.Stats, error) {
 	s.mu.Lock()

@@ -195,7 +195,10 @@ func OpenSQLite(path string) (*SQLite, error) {
 	}
 	defer func() { _ = lock.Unlock() }()
 	// 64 MiB of cache for the writer: appends touch many index pages.
-	w, err := sql.Open("sqlite", dsn("journal_mode(WAL)", "cache_size(-65536)")+"&_txlock=immediate")
+	// auto_vacuum(INCREMENTAL) takes effect on a new file (before its first
+	// table) and on an old one at its next VACUUM (Compact), so retention
+	// can give freed pages back with incremental_vacuum.
+	w, err := sql.Open("sqlite", dsn("auto_vacuum(INCREMENTAL)", "journal_mode(WAL)", "cache_size(-65536)")+"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}

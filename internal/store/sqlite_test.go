@@ -162,3 +162,69 @@ func TestOpenSQLiteErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestSQLiteRetentionShrinksFile: after a retention run (deletes, then
+// Compact) the database file gives the space back, whether it was created
+// with auto_vacuum=INCREMENTAL or before the store set it (auto_vacuum off:
+// Compact runs VACUUM once, which switches the file to INCREMENTAL).
+func TestSQLiteRetentionShrinksFile(t *testing.T) {
+	tests := []struct {
+		name    string
+		prepare func(t *testing.T, path string) // before the store opens the file
+		mode    int                             // auto_vacuum before the first Compact
+	}{
+		{"new file", func(*testing.T, string) {}, 2},
+		{"file from before auto_vacuum", func(t *testing.T, path string) {
+			db := rawSQLite(t, path)
+			_, err := db.ExecContext(t.Context(), `CREATE TABLE unrelated (a INTEGER)`)
+			require.NoError(t, err)
+			require.NoError(t, db.Close())
+		}, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			path := filepath.Join(t.TempDir(), "sanwatch.db")
+			tc.prepare(t, path)
+			s, err := store.OpenSQLite(path)
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = s.Close() })
+			raw := rawSQLite(t, path)
+			autoVacuum := func() int {
+				// A fresh connection: PRAGMA auto_vacuum answers from what the
+				// connection read when it last loaded the file's header.
+				var mode int
+				require.NoError(t, rawSQLite(t, path).QueryRowContext(ctx, `PRAGMA auto_vacuum`).Scan(&mode))
+				return mode
+			}
+			size := func() int64 {
+				_, err := raw.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)
+				require.NoError(t, err)
+				fi, err := os.Stat(path)
+				require.NoError(t, err)
+				return fi.Size()
+			}
+			require.Equal(t, tc.mode, autoVacuum())
+
+			start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+			var in []telemetry.Sample
+			for i := range 20000 {
+				in = append(in, telemetry.Sample{Time: start.Add(time.Duration(i) * time.Minute), Box: fmt.Sprintf("b%d", i%7),
+					Component: "pool/p0", Metric: telemetry.PoolUsedBytes, Value: float64(i)})
+			}
+			_, err = s.AppendSamples(ctx, in)
+			require.NoError(t, err)
+			full := size()
+			for {
+				n, err := s.DeleteSamplesBefore(ctx, start.AddDate(1, 0, 0), 1000)
+				require.NoError(t, err)
+				if n < 1000 {
+					break
+				}
+			}
+			require.NoError(t, s.Compact(ctx))
+			require.Less(t, size(), full/2, "file of %d bytes did not shrink", full)
+			require.Equal(t, 2, autoVacuum(), "auto_vacuum after Compact")
+		})
+	}
+}

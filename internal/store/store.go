@@ -191,6 +191,14 @@ type Store interface {
 	// ordered by name.
 	AnalyzerStatuses(ctx context.Context) ([]AnalyzerStatus, error)
 
+	// DeleteSamplesBefore deletes up to limit (>= 1) samples of any box
+	// older than before and returns how many it deleted: a page of a
+	// retention run, which calls it until it returns fewer than limit.
+	DeleteSamplesBefore(ctx context.Context, before time.Time, limit int) (int, error)
+	// Compact returns the space deletes freed to the file system where the
+	// database does not do that itself (SQLite); after a retention run.
+	Compact(ctx context.Context) error
+
 	// Stats counts what the store holds.
 	Stats(ctx context.Context) (Stats, error)
 

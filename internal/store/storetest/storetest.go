@@ -50,6 +50,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Emails", testEmails},
 		{"AnalyzerRuns", testAnalyzerRuns},
 		{"Stats", testStats},
+		{"DeleteSamplesBefore", testDeleteSamplesBefore},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.f(t, open(t)) })
@@ -878,4 +879,59 @@ func BenchAppendSamples(b *testing.B, s store.Store) {
 		total += len(batch)
 	}
 	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "samples/s")
+}
+
+// testDeleteSamplesBefore: a year of daily samples of two boxes, deleted in
+// pages down to the last 30 days; a second run deletes nothing, and a bad
+// page size is refused.
+func testDeleteSamplesBefore(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const days = 365
+	var in []telemetry.Sample
+	for _, b := range []string{"b1", "b2"} {
+		for d := range days {
+			at := t0.AddDate(0, 0, d)
+			in = append(in, sample(b, "pool/p0", telemetry.PoolUsedBytes, at, float64(d)),
+				sample(b, "disk/1", telemetry.DiskTemperatureC, at, 40))
+		}
+	}
+	_, err := s.AppendSamples(ctx, in)
+	require.NoError(t, err)
+	end := t0.AddDate(0, 0, days-1)  // the newest sample
+	cutoff := end.AddDate(0, 0, -29) // keep the last 30 days, the newest included
+
+	tests := []struct {
+		name      string
+		limit     int
+		wantPages []int
+	}{
+		{"pages of 300", 300, []int{300, 300, 300, 300, 140}},
+		{"nothing left", 300, []int{0}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var pages []int
+			for {
+				n, err := s.DeleteSamplesBefore(ctx, cutoff, tc.limit)
+				require.NoError(t, err)
+				pages = append(pages, n)
+				if n < tc.limit {
+					break
+				}
+			}
+			require.Equal(t, tc.wantPages, pages)
+		})
+	}
+	for _, b := range []string{"b1", "b2"} {
+		w, err := s.Window(ctx, b, time.Time{}, end.Add(time.Second))
+		require.NoError(t, err)
+		require.Len(t, w, 60, "box %s", b)
+		for _, smp := range w {
+			require.False(t, smp.Time.Before(cutoff), "sample %+v survived", smp)
+		}
+	}
+	require.NoError(t, s.Compact(ctx))
+	_, err = s.DeleteSamplesBefore(ctx, cutoff, 0)
+	require.ErrorIs(t, err, store.ErrBadLimit)
+	require.EqualError(t, err, "delete samples before "+cutoff.Format(time.RFC3339)+": limit must be at least 1 (got 0)")
 }
