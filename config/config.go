@@ -39,6 +39,7 @@ type Config struct {
 	Worker      Worker                         `yaml:"worker"`
 	SMTP        SMTP                           `yaml:"smtp"`
 	Remediation Remediation                    `yaml:"remediation"`
+	Retention   Retention                      `yaml:"retention"`
 	Codec       Codec                          `yaml:"codec"`
 	Log         Log                            `yaml:"log"`
 }
@@ -209,6 +210,35 @@ type Remediation struct {
 	// NotifyFailingAfter: `starter check` is CRITICAL when a finding has had
 	// no email for this long because sending keeps failing.
 	NotifyFailingAfter time.Duration `yaml:"notify_failing_after"`
+}
+
+// Retention bounds what the store keeps (retention.*): a Retention workflow,
+// run by the sanwatch-retention schedule (`starter retention`), deletes what
+// is older.
+type Retention struct {
+	// Samples is how long samples are kept; never less than the longest
+	// history any rule reads (analysis.window, rules.*.history_days).
+	Samples time.Duration `yaml:"samples"`
+	Every   time.Duration `yaml:"every"` // how often the schedule runs retention
+}
+
+// LongestHistory returns the longest history any analysis reads:
+// analysis.window, or a rule's history_days (in rules or any box's
+// overrides) when that is longer. Retention must keep at least this much.
+func (c *Config) LongestHistory() time.Duration {
+	longest := c.Analysis.Window
+	consider := func(th analysis.Thresholds) {
+		for _, keys := range th {
+			if d := time.Duration(keys["history_days"] * float64(24*time.Hour)); d > longest {
+				longest = d
+			}
+		}
+	}
+	consider(c.Rules)
+	for _, over := range c.Overrides {
+		consider(over)
+	}
+	return longest
 }
 
 // Log configures slog (log.*).

@@ -329,6 +329,16 @@ func TestValidationErrors(t *testing.T) {
 		{name: "token file without xoauth2", args: []string{"--set", "smtp.oauth2_token_file=/run/token"},
 			want: `config: smtp.oauth2_token_file = "/run/token": must be empty unless smtp.auth is xoauth2`},
 
+		// retention
+		{name: "samples kept less than a rule reads", file: "retention:\n  samples: 48h\n",
+			want: `config: retention.samples = 48h0m0s: must be at least 720h0m0s, the longest history a rule reads (analysis.window, rules.*.history_days, overrides)`},
+		{name: "samples kept less than an override reads", file: "overrides:\n  box-1:\n    ssd_wear:\n      history_days: 60\n",
+			want: `config: retention.samples = 720h0m0s: must be at least 1440h0m0s, the longest history a rule reads (analysis.window, rules.*.history_days, overrides)`},
+		{name: "samples kept less than the window", args: []string{"--set", "analysis.window=1000h"},
+			want: `config: retention.samples = 720h0m0s: must be at least 1000h0m0s, the longest history a rule reads (analysis.window, rules.*.history_days, overrides)`},
+		{name: "zero retention every", args: []string{"--set", "retention.every=0s"},
+			want: `config: retention.every = 0s: must be >0`},
+
 		// remediation and log
 		{name: "zero reminder", file: "remediation:\n  reminder: 0s\n",
 			want: `config: remediation.reminder = 0s: must be >0`},

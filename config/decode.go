@@ -117,6 +117,10 @@ func (d *decoder) decode(raw map[string]any, setOverrides map[string]map[string]
 			VerifyEvery:        d.duration("remediation.verify_every"),
 			NotifyFailingAfter: d.duration("remediation.notify_failing_after"),
 		},
+		Retention: Retention{
+			Samples: d.duration("retention.samples"),
+			Every:   d.duration("retention.every"),
+		},
 		Log: Log{
 			Level:  strings.ToLower(d.str("log.level")),
 			Format: strings.ToLower(d.str("log.format")),

@@ -84,6 +84,8 @@ var keys = []key{
 	{"remediation.resolve_after", 6 * time.Hour},
 	{"remediation.verify_every", time.Hour},
 	{"remediation.notify_failing_after", time.Hour},
+	{"retention.samples", 30 * 24 * time.Hour},
+	{"retention.every", 24 * time.Hour},
 	{"codec.keys_file", ""},
 	{"codec.keys", ""},
 	{"codec.server_addr", "127.0.0.1:8081"},

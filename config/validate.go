@@ -171,6 +171,13 @@ func validate(c *Config) error {
 	}
 	add(validateSMTPSecurity(&c.SMTP))
 
+	// retention
+	if need := c.LongestHistory(); c.Retention.Samples < need {
+		add(invalid("retention.samples", c.Retention.Samples,
+			fmt.Sprintf("must be at least %s, the longest history a rule reads (analysis.window, rules.*.history_days, overrides)", need)))
+	}
+	add(positive("retention.every", c.Retention.Every))
+
 	// remediation
 	switch c.Remediation.MinSeverity {
 	case "info", "warning", "critical":
