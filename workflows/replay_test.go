@@ -31,6 +31,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 			r.RegisterWorkflow(IngestTelemetry)
 			r.RegisterWorkflow(AnalyzeBoxes)
 			r.RegisterWorkflow(FleetScan)
+			r.RegisterWorkflow(Retention)
 			r.RegisterWorkflowWithOptions(Remediate, workflow.RegisterOptions{Name: activities.RemediateWorkflowType})
 			// The workflow id is kept beside the history (<name>.id): ids of
 			// children derive from it, so replay must use the original one.

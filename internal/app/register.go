@@ -25,6 +25,7 @@ func Register(r worker.Registry, acts *activities.Activities) {
 	r.RegisterWorkflow(workflows.IngestTelemetry)
 	r.RegisterWorkflow(workflows.AnalyzeBoxes)
 	r.RegisterWorkflow(workflows.FleetScan)
+	r.RegisterWorkflow(workflows.Retention)
 	r.RegisterWorkflowWithOptions(workflows.Remediate, workflow.RegisterOptions{Name: activities.RemediateWorkflowType})
 	r.RegisterActivity(acts)
 }
