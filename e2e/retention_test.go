@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
 	"github.com/sanwatch/sanwatch/internal/telemetry"
@@ -59,6 +60,12 @@ func TestRetention(t *testing.T) {
 			}
 			out = h.starter("retention", "--now")
 			require.Contains(t, out, "deleted 0 samples older than", "a second run finds nothing")
+			if !tc.postgres {
+				resp, err := h.c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: "WorkflowType = 'Retention'"})
+				require.NoError(t, err)
+				require.NotEmpty(t, resp.GetExecutions())
+				recordHistory(t, h, resp.GetExecutions()[0].GetExecution().GetWorkflowId(), "Retention-now")
+			}
 
 			out = h.starter("retention")
 			require.Contains(t, out, "schedule sanwatch-retention created: Retention every 24h0m0s, samples kept 720h0m0s")

@@ -47,7 +47,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 			}))
 		})
 	}
-	for _, typ := range []string{"IngestTelemetry", "AnalyzeBoxes", "FleetScan", "Remediate"} {
+	for _, typ := range []string{"IngestTelemetry", "AnalyzeBoxes", "FleetScan", "Remediate", "Retention"} {
 		require.True(t, seen[typ], "no recorded history for %s in testdata/histories (file name %s-*.json)", typ, typ)
 	}
 	_, err = os.Stat(filepath.Join("testdata", "histories"))
