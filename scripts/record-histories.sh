@@ -12,7 +12,7 @@
 # changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-run="${1:-TestTemporalCLICompatibility|TestFleetScanSurvivesAKilledAnalysisWorker|TestRemediateReminderEscalationResolve|TestRemediateUndeliverable|TestRemediateContinuesAsNewOnRealServer}"
+run="${1:-TestTemporalCLICompatibility|TestFleetScanSurvivesAKilledAnalysisWorker|TestRemediateReminderEscalationResolve|TestRemediateUndeliverable|TestRemediateContinuesAsNewOnRealServer|TestScanWithoutAnalysisWorkerEndsWithFailedShards|TestBoundedBranchesEndToEnd|TestRetention}"
 rev="$(git rev-parse --short HEAD 2>/dev/null || date +%Y%m%d)"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
