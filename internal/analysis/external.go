@@ -134,7 +134,7 @@ func (x ExternalAnalyzer) run(ctx context.Context, payload []byte, box string) (
 		// The tail of stderr, cleaned: valid UTF-8, no control characters,
 		// no "|" (Nagios perfdata), cut on a character boundary; it travels
 		// into errors, the store and `starter check`.
-		if tail := strings.ReplaceAll(cleanText(stderr.String(), stderrQuoted), "|", "/"); tail != "" {
+		if tail := stderrTailText(stderr.String()); tail != "" {
 			msg += "; stderr: " + tail
 		}
 		return fmt.Errorf("run external analyzer %q: %s", x.Name, msg)
@@ -354,6 +354,22 @@ func describeChars(allowed string) string {
 
 // stderrQuoted is how much of an analyzer's stderr its errors quote.
 const stderrQuoted = 512
+
+// stderrTailText is the end of an analyzer's stderr fit to quote: valid
+// UTF-8, control characters (newlines) as spaces, no "|" (it would end
+// Nagios plugin output), at most stderrQuoted bytes cut on a character
+// boundary, keeping the end, where the reason usually is.
+func stderrTailText(s string) string {
+	s = strings.ReplaceAll(cleanText(s, len(s)+1), "|", "/")
+	if len(s) <= stderrQuoted {
+		return s
+	}
+	cut := len(s) - stderrQuoted
+	for cut < len(s) && !utf8.RuneStart(s[cut]) {
+		cut++
+	}
+	return s[cut:]
+}
 
 // excerptLen is how much of an offending value an error message quotes.
 const excerptLen = 32

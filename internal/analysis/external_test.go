@@ -148,7 +148,7 @@ func TestExternalAnalyzerErrors(t *testing.T) {
 		{
 			name: "non-zero exit keeps stderr",
 			x:    ExternalAnalyzer{Name: "smart", Command: sh("exit3.sh", "cat >/dev/null\necho 'reading smart table' >&2\necho 'smart table missing' >&2\nexit 3\n")},
-			err:  `run external analyzer "smart": exit status 3; stderr: reading smart table` + "\n" + `smart table missing`,
+			err:  `run external analyzer "smart": exit status 3; stderr: reading smart table smart table missing`,
 		},
 		{
 			name:    "timeout kills the process group",
