@@ -10,11 +10,9 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -54,23 +52,8 @@ var listening = regexp.MustCompile(`msg="codec server listening" addr=(127\.0\.0
 // args on a free loopback port and returns its base URL once it listens.
 func (h *harness) startCodecServer(args ...string) (string, *proc) {
 	h.t.Helper()
-	p := &proc{done: make(chan struct{})}
 	args = append([]string{"codec-server", "--config", h.cfgPath, "--set", "codec.server_addr=127.0.0.1:0"}, args...)
-	p.cmd = exec.Command(filepath.Join(binDir, "starter"), args...)
-	p.cmd.Dir = h.dir
-	p.cmd.Env = cleanEnv()
-	p.cmd.Stdout, p.cmd.Stderr = p, p
-	require.NoError(h.t, p.cmd.Start())
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	h.t.Cleanup(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
+	p := h.startProc("starter", args, 10*time.Second)
 	var addr string
 	require.Eventually(h.t, func() bool {
 		select {

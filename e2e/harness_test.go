@@ -218,9 +218,16 @@ func (p *proc) Output() string {
 // startWorker starts a worker subprocess serving queues; it is stopped at cleanup.
 func (h *harness) startWorker(queues string, args ...string) *proc {
 	h.t.Helper()
-	p := &proc{done: make(chan struct{})}
 	args = append([]string{"--config", h.cfgPath, "--queues", queues, "--set", "log.level=debug"}, args...)
-	p.cmd = exec.Command(filepath.Join(binDir, "worker"), args...)
+	return h.startProc("worker", args, 20*time.Second)
+}
+
+// startProc starts a built binary with args in the harness directory; at
+// cleanup it gets SIGTERM, and SIGKILL after grace.
+func (h *harness) startProc(name string, args []string, grace time.Duration) *proc {
+	h.t.Helper()
+	p := &proc{done: make(chan struct{})}
+	p.cmd = exec.Command(filepath.Join(binDir, name), args...)
 	p.cmd.Dir = h.dir
 	p.cmd.Env = cleanEnv()
 	p.cmd.Stdout, p.cmd.Stderr = p, p
@@ -230,7 +237,7 @@ func (h *harness) startWorker(queues string, args ...string) *proc {
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-p.done:
-		case <-time.After(20 * time.Second):
+		case <-time.After(grace):
 			_ = p.cmd.Process.Kill()
 			<-p.done
 		}
