@@ -270,11 +270,32 @@ func TestRelayDownIsNotSilent(t *testing.T) {
 		out, code = h.run("starter", "check", "--set", "remediation.notify_failing_after=1s")
 		return code == 2
 	}, 30*time.Second, time.Second, "check goes CRITICAL once no owner was told for 1s: %s", out)
-	require.Contains(t, out, "SANWATCH CRITICAL - 1 remediations have told no owner for more than 1s; "+latencyFP+": SendEmail attempt ")
+	require.Contains(t, out, "SANWATCH CRITICAL - 1 remediations have had no email accepted for more than 1s; "+latencyFP+": SendEmail attempt ")
 	require.Contains(t, out, "451")
 	require.Contains(t, out, "notify_failing=1")
 	// Within the allowed time it is the findings that speak.
 	out, code = h.run("starter", "check", "--set", "remediation.notify_failing_after=1h")
 	require.Equal(t, 1, code, out)
 	require.Contains(t, out, "notify_failing=0")
+}
+
+// TestFailingReminderIsNotSilent: the first email went out, then the relay
+// refuses; the reminder's SendEmail keeps failing, and `starter check` goes
+// CRITICAL once that has lasted notify_failing_after (issue 9, found by review).
+func TestFailingReminderIsNotSilent(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	writeFleet(t, h)
+	h.inProcess(fastRemediation(3*time.Second, time.Hour, 0))
+	h.starter("ingest", faultyBatch(t, h))
+	require.Len(t, h.smtp.WaitMessages(1, time.Minute), 1)
+	h.smtp.FailNext(1000, smtptest.Temp4xx)
+	var out string
+	var code int
+	require.Eventually(t, func() bool {
+		out, code = h.run("starter", "check", "--set", "remediation.notify_failing_after=2s")
+		return code == 2
+	}, time.Minute, time.Second, "check goes CRITICAL once the reminder failed for 2s: %s", out)
+	require.Contains(t, out, "SANWATCH CRITICAL - 1 remediations have had no email accepted for more than 2s; "+latencyFP+": SendEmail attempt ")
+	require.Contains(t, out, "451")
+	require.Equal(t, workflows.PhaseWaiting, remediationState(t, h).Phase, "the owner was told once")
 }

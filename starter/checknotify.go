@@ -9,23 +9,23 @@ import (
 	"go.temporal.io/sdk/client"
 )
 
-// notifyFailing finds remediations that have told no owner for longer than
-// remediation.notify_failing_after: still "notifying" with their email
-// failing. It returns how many and a line naming the first one's error, so
-// a monitoring system learns that nobody is being told.
+// notifyFailing finds remediations whose owners are not being told: still
+// "notifying" (no email ever went out) for longer than
+// remediation.notify_failing_after, or waiting on a SendEmail (a reminder,
+// an escalation, an update) that has kept failing for that long. It returns
+// how many and a line naming the first one's error, so a monitoring system
+// learns that nobody is being told.
 func (c *cli) notifyFailing(ctx context.Context, tc client.Client) (int, string, error) {
 	after := c.cfg.Remediation.NotifyFailingAfter
-	f := remediationFilter{olderThan: after, now: time.Now, searchAttributes: c.cfg.Temporal.SearchAttributes, failureMessage: c.failureMessage}
-	if f.searchAttributes {
-		f.phase = "notifying"
-	}
+	now := time.Now()
+	f := remediationFilter{now: time.Now, searchAttributes: c.cfg.Temporal.SearchAttributes, failureMessage: c.failureMessage}
 	rows, err := listRemediations(ctx, tc, f)
 	if err != nil {
 		return 0, "", err
 	}
 	var failing []remediationRow
 	for _, r := range rows {
-		if r.Phase == "notifying" {
+		if emailFailingFor(r, c.cfg.SMTP.RetryFor, now) > after {
 			failing = append(failing, r)
 		}
 	}
@@ -44,6 +44,21 @@ func (c *cli) notifyFailing(ctx context.Context, tc client.Client) (int, string,
 	if first.LastFailure != "" {
 		why = fmt.Sprintf("%s attempt %d: %s", first.Pending, first.Attempt, first.LastFailure)
 	}
-	return len(failing), fmt.Sprintf("%d remediations have told no owner for more than %s; %s: %s",
+	return len(failing), fmt.Sprintf("%d remediations have had no email accepted for more than %s; %s: %s",
 		len(failing), after, first.Fingerprint, why), nil
+}
+
+// emailFailingFor is how long a remediation's owners have not been told:
+// since it started while it is still "notifying", or since its pending
+// SendEmail began (its deadline minus smtp.retry_for) while that keeps
+// failing; 0 otherwise.
+func emailFailingFor(r remediationRow, retryFor time.Duration, now time.Time) time.Duration {
+	var d time.Duration
+	if r.Phase == "notifying" && !r.started.IsZero() {
+		d = now.Sub(r.started)
+	}
+	if r.Pending == "SendEmail" && r.Attempt > 1 && r.LastFailure != "" && !r.PendingExpires.IsZero() && retryFor > 0 {
+		d = max(d, now.Sub(r.PendingExpires.Add(-retryFor)))
+	}
+	return d
 }

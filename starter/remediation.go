@@ -102,6 +102,11 @@ type remediationRow struct {
 	Pending     string `json:"pending,omitempty"`
 	LastFailure string `json:"last_failure,omitempty"`
 	Attempt     int32  `json:"attempt,omitempty"`
+	// PendingExpires is when the pending activity's retries run out
+	// (its ScheduleToClose): for SendEmail, smtp.retry_for after the send began.
+	PendingExpires time.Time `json:"pending_expires,omitzero"`
+
+	started time.Time
 }
 
 // remediationFilter narrows `starter remediations`.
@@ -174,7 +179,7 @@ func listRemediations(ctx context.Context, tc client.Client, f remediationFilter
 			row := remediationRow{
 				Fingerprint: strings.TrimPrefix(id, activities.RemediateIDPrefix), WorkflowID: id,
 				Status:    strings.ToLower(strings.TrimPrefix(e.GetStatus().String(), "WORKFLOW_EXECUTION_STATUS_")),
-				StartedAt: e.GetStartTime().AsTime().UTC().Format(time.RFC3339),
+				StartedAt: e.GetStartTime().AsTime().UTC().Format(time.RFC3339), started: e.GetStartTime().AsTime(),
 			}
 			if f.olderThan > 0 && e.GetStartTime().AsTime().After(f.now().Add(-f.olderThan)) {
 				continue // filtered here: visibility stores differ in how they compare times
@@ -234,6 +239,9 @@ func describePending(ctx context.Context, tc client.Client, r *remediationRow, q
 	for _, pa := range d.GetPendingActivities() {
 		r.Pending = pa.GetActivityType().GetName()
 		r.Attempt = pa.GetAttempt()
+		if t := pa.GetExpirationTime(); t != nil {
+			r.PendingExpires = t.AsTime()
+		}
 		// No addresses in a table that ends up in tickets and chat.
 		r.LastFailure = email.RedactAddresses(failureMessage(pa.GetLastFailure()))
 		if r.LastFailure != "" {
