@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -140,6 +141,7 @@ func TestAnalyzeBoxesPagesABatchAndContinuesAsNew(t *testing.T) {
 		ids = append(ids, fmt.Sprintf("box-%03d", i))
 	}
 	analysed := map[string]int{}
+	var mu sync.Mutex // mocked activities run concurrently
 	register := func(env *testsuite.TestWorkflowEnvironment, suggestAfter int) {
 		env.OnActivity(a.ListBoxes, mock.Anything, mock.Anything).Return(
 			func(_ context.Context, in activities.ListBoxesInput) ([]string, error) {
@@ -151,6 +153,8 @@ func TestAnalyzeBoxesPagesABatchAndContinuesAsNew(t *testing.T) {
 			func(_ context.Context, in activities.AnalyzeShardInput) (activities.ShardResult, error) {
 				require.True(t, in.CountsOnly)
 				require.True(t, in.Dispatch)
+				mu.Lock()
+				defer mu.Unlock()
 				if shards++; shards == suggestAfter {
 					env.SetContinueAsNewSuggested(true)
 				}

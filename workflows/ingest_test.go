@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -57,9 +58,12 @@ func TestIngestTelemetryStoresThenAnalyses(t *testing.T) {
 			}
 			env.OnActivity(a.StoreBatch, mock.Anything, in).Return(summary, nil).Once()
 			var shards [][]string
+			var mu sync.Mutex // mocked activities run concurrently
 			env.OnActivity(a.AnalyzeShard, mock.Anything, mock.Anything).Return(
 				func(_ context.Context, in activities.AnalyzeShardInput) (activities.ShardResult, error) {
+					mu.Lock()
 					shards = append(shards, in.Boxes)
+					mu.Unlock()
 					require.Equal(t, 48*time.Hour, in.Window)
 					require.False(t, in.JudgeSilence, "a box that just sent its batch is not judged silent")
 					var refs []activities.FindingRef
