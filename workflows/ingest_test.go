@@ -75,7 +75,9 @@ func TestIngestTelemetryStoresThenAnalyses(t *testing.T) {
 			dispatched := 0
 			env.OnActivity(a.DispatchFindings, mock.Anything, mock.Anything).Return(
 				func(_ context.Context, in activities.DispatchInput) (activities.DispatchResult, error) {
+					mu.Lock()
 					dispatched += len(in.Findings)
+					mu.Unlock()
 					return activities.DispatchResult{Signalled: len(in.Findings)}, nil
 				})
 
