@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/sanwatch/sanwatch/internal/analysis"
+	"github.com/sanwatch/sanwatch/internal/blobstore"
 	"github.com/sanwatch/sanwatch/internal/fleet"
 	"github.com/sanwatch/sanwatch/internal/metrics"
 	"github.com/sanwatch/sanwatch/internal/store"
@@ -84,6 +85,9 @@ type Activities struct {
 	Mailer      Mailer
 	Mail        MailOptions
 	Remediation RemediationOptions
+	// Batches is the batch store: StoreBatch reads a batch named by its
+	// object key (StoreBatchInput.Blob) from it.
+	Batches *blobstore.Store
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 

@@ -23,7 +23,10 @@ import (
 
 // StoreBatchInput names the batch file to store (claim check: the path, never the data).
 type StoreBatchInput struct {
-	Path string `json:"path"`
+	Path string `json:"path,omitempty"`
+	// Blob is the batch's object key in the batch store (batches.url), set
+	// instead of Path: the claim check workers on any host can read.
+	Blob string `json:"blob,omitempty"`
 	// BatchID is the expected content hash; empty means "whatever the file holds".
 	BatchID string `json:"batch_id,omitempty"`
 	// BoxesInStore asks for a summary that counts the batch's boxes instead

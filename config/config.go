@@ -40,6 +40,8 @@ type Config struct {
 	SMTP        SMTP                           `yaml:"smtp"`
 	Remediation Remediation                    `yaml:"remediation"`
 	Retention   Retention                      `yaml:"retention"`
+	Batches     Batches                        `yaml:"batches"`
+	Receiver    Receiver                       `yaml:"receiver"`
 	Codec       Codec                          `yaml:"codec"`
 	Log         Log                            `yaml:"log"`
 }
@@ -220,6 +222,58 @@ type Retention struct {
 	// history any rule reads (analysis.window, rules.*.history_days).
 	Samples time.Duration `yaml:"samples"`
 	Every   time.Duration `yaml:"every"` // how often the schedule runs retention
+	// Batches is how long batch objects are kept in the batch store
+	// (batches.url) after they were written.
+	Batches time.Duration `yaml:"batches"`
+	// Quarantine is how long quarantined batches are kept (in the batch
+	// store and in the drop directories' quarantine/ folders).
+	Quarantine time.Duration `yaml:"quarantine"`
+	// Schedule: the worker creates (or updates) the sanwatch-retention
+	// schedule when it starts; false leaves that to `starter retention`.
+	Schedule bool `yaml:"schedule"`
+}
+
+// Batches says where batch objects are kept (batches.*).
+type Batches struct {
+	// URL of the batch store: file:///dir (the default, <data_dir>/batches)
+	// or s3://bucket?endpoint=...&region=...&use_path_style=true for an
+	// S3-compatible store shared by several hosts. Credentials come from the
+	// AWS environment or shared credentials file, never from the URL.
+	URL string `yaml:"url"`
+}
+
+// Receiver configures `starter receive`, the HTTPS endpoint boxes post
+// their telemetry to, and the drop directories it watches (receiver.*).
+type Receiver struct {
+	Addr string `yaml:"addr"` // host:port to listen on
+	// CertFile and KeyFile are the server certificate; without them the
+	// receiver speaks plain HTTP, on a loopback address only.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ClientCAFile, when set, verifies client certificates (mTLS): a box
+	// presenting a valid certificate is the box named by its common name.
+	ClientCAFile string `yaml:"client_ca_file"`
+	// RequireClientCert refuses connections without a valid client
+	// certificate (bearer tokens alone are then not enough).
+	RequireClientCert bool  `yaml:"require_client_cert"`
+	MaxBody           int64 `yaml:"max_body"`     // bytes of one posted body, as sent
+	MaxInflated       int64 `yaml:"max_inflated"` // bytes of one body once gunzipped
+	// BoxRate and BoxBurst bound posts per box: BoxRate a second on
+	// average, BoxBurst at once.
+	BoxRate           float64       `yaml:"box_rate"`
+	BoxBurst          int           `yaml:"box_burst"`
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"` // slow headers are cut off after this
+	ReadTimeout       time.Duration `yaml:"read_timeout"`        // a whole request body must arrive within this
+	// StartTimeout bounds starting the ingest workflow before answering;
+	// past it the batch stays in the outbox and is started later.
+	StartTimeout time.Duration `yaml:"start_timeout"`
+	SweepEvery   time.Duration `yaml:"sweep_every"` // how often the outbox is drained
+	// DropDirs are directories watched for batch files (SFTP or NFS
+	// deliveries); each gets done/ and quarantine/ folders.
+	DropDirs []string `yaml:"drop_dirs"`
+	// DropQuiet: a dropped file is ingested once it has not changed for
+	// this long (or at once when renamed into place).
+	DropQuiet time.Duration `yaml:"drop_quiet"`
 }
 
 // LongestHistory returns the longest history any analysis reads:

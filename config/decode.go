@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"math"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -118,13 +119,37 @@ func (d *decoder) decode(raw map[string]any, setOverrides map[string]map[string]
 			NotifyFailingAfter: d.duration("remediation.notify_failing_after"),
 		},
 		Retention: Retention{
-			Samples: d.duration("retention.samples"),
-			Every:   d.duration("retention.every"),
+			Samples:    d.duration("retention.samples"),
+			Every:      d.duration("retention.every"),
+			Batches:    d.duration("retention.batches"),
+			Quarantine: d.duration("retention.quarantine"),
+			Schedule:   d.boolean("retention.schedule"),
+		},
+		Batches: Batches{URL: d.str("batches.url")},
+		Receiver: Receiver{
+			Addr:              d.str("receiver.addr"),
+			CertFile:          d.str("receiver.cert_file"),
+			KeyFile:           d.str("receiver.key_file"),
+			ClientCAFile:      d.str("receiver.client_ca_file"),
+			RequireClientCert: d.boolean("receiver.require_client_cert"),
+			MaxBody:           int64(d.integer("receiver.max_body")),
+			MaxInflated:       int64(d.integer("receiver.max_inflated")),
+			BoxRate:           d.float("receiver.box_rate"),
+			BoxBurst:          d.integer("receiver.box_burst"),
+			ReadHeaderTimeout: d.duration("receiver.read_header_timeout"),
+			ReadTimeout:       d.duration("receiver.read_timeout"),
+			StartTimeout:      d.duration("receiver.start_timeout"),
+			SweepEvery:        d.duration("receiver.sweep_every"),
+			DropDirs:          d.strs("receiver.drop_dirs"),
+			DropQuiet:         d.duration("receiver.drop_quiet"),
 		},
 		Log: Log{
 			Level:  strings.ToLower(d.str("log.level")),
 			Format: strings.ToLower(d.str("log.format")),
 		},
+	}
+	if c.Batches.URL == "" && c.DataDir != "" {
+		c.Batches.URL = filepath.Join(c.DataDir, "batches")
 	}
 	for rule, ks := range analysis.DefaultThresholds() {
 		c.Rules[rule] = make(map[string]float64, len(ks))

@@ -177,6 +177,35 @@ func validate(c *Config) error {
 			fmt.Sprintf("must be at least %s, the longest history a rule reads (analysis.window, rules.*.history_days, overrides)", need)))
 	}
 	add(positive("retention.every", c.Retention.Every))
+	add(positive("retention.batches", c.Retention.Batches))
+	add(positive("retention.quarantine", c.Retention.Quarantine))
+
+	// receiver
+	add(hostPort("receiver.addr", c.Receiver.Addr, true))
+	if (c.Receiver.CertFile == "") != (c.Receiver.KeyFile == "") {
+		add(invalid("receiver.key_file", c.Receiver.KeyFile, "must be set together with receiver.cert_file, or both empty"))
+	}
+	if c.Receiver.CertFile == "" && (c.Receiver.ClientCAFile != "" || c.Receiver.RequireClientCert) {
+		add(invalid("receiver.client_ca_file", c.Receiver.ClientCAFile, "client certificates need TLS: set receiver.cert_file and receiver.key_file"))
+	}
+	if c.Receiver.RequireClientCert && c.Receiver.ClientCAFile == "" {
+		add(invalid("receiver.require_client_cert", true, "needs receiver.client_ca_file to verify the certificates"))
+	}
+	if c.Receiver.MaxBody < 1 {
+		add(invalid("receiver.max_body", c.Receiver.MaxBody, "must be >0"))
+	}
+	if c.Receiver.MaxInflated < c.Receiver.MaxBody {
+		add(invalid("receiver.max_inflated", c.Receiver.MaxInflated, "must be at least receiver.max_body"))
+	}
+	if r := c.Receiver.BoxRate; !(r > 0) {
+		add(invalid("receiver.box_rate", r, "must be >0"))
+	}
+	add(intRange("receiver.box_burst", c.Receiver.BoxBurst, 1, -1))
+	add(positive("receiver.read_header_timeout", c.Receiver.ReadHeaderTimeout))
+	add(positive("receiver.read_timeout", c.Receiver.ReadTimeout))
+	add(positive("receiver.start_timeout", c.Receiver.StartTimeout))
+	add(positive("receiver.sweep_every", c.Receiver.SweepEvery))
+	add(positive("receiver.drop_quiet", c.Receiver.DropQuiet))
 
 	// remediation
 	switch c.Remediation.MinSeverity {

@@ -13,7 +13,11 @@ import (
 // IngestInput starts IngestTelemetry. It names a batch file by path (claim
 // check); the file must be readable by the workers, inside ingest.roots.
 type IngestInput struct {
-	Path string `json:"path"`
+	Path string `json:"path,omitempty"`
+	// Blob is the batch's object key in the batch store (batches.url, e.g.
+	// "batches/<sha256>"), set instead of Path: the claim check that
+	// workers on any host can read. The receiver and `starter ingest` set it.
+	Blob string `json:"blob,omitempty"`
 	// BatchID is the file's content hash (hex sha256, or a prefix of it). When
 	// set, a file whose content no longer matches is refused.
 	BatchID string `json:"batch_id,omitempty"`

@@ -20,6 +20,7 @@ import (
 	"github.com/sanwatch/sanwatch/activities"
 	"github.com/sanwatch/sanwatch/config"
 	"github.com/sanwatch/sanwatch/internal/analysis"
+	"github.com/sanwatch/sanwatch/internal/blobstore"
 	"github.com/sanwatch/sanwatch/internal/email"
 	"github.com/sanwatch/sanwatch/internal/finding"
 	"github.com/sanwatch/sanwatch/internal/fleet"
@@ -197,8 +198,14 @@ func NewActivities(ctx context.Context, cfg *config.Config, c client.Client, m *
 		st.Close()
 		return nil, err
 	}
+	batches, err := blobstore.Open(ctx, cfg.Batches.URL)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	return &activities.Activities{
-		Store: st, Engine: eng, Inventory: inv, Ingest: IngestOptions(cfg),
+		Batches: batches,
+		Store:   st, Engine: eng, Inventory: inv, Ingest: IngestOptions(cfg),
 		Settings: Settings(cfg), Metrics: m, Client: c, Mailer: mailer,
 		Mail: activities.MailOptions{From: cfg.SMTP.From, DefaultOwner: cfg.SMTP.DefaultOwner, Domain: mailDomain(cfg.SMTP.From)},
 		Remediation: activities.RemediationOptions{
