@@ -335,7 +335,7 @@ func (r *run) quarantine(p *pending, reason string) {
 	}
 	now := r.w.now().UTC()
 	text := fmt.Sprintf("file: %s\nquarantined: %s\nreason: %s\n", path, now.Format(time.RFC3339), reason)
-	if err := os.WriteFile(dst+".reason", []byte(text), 0o640); err != nil {
+	if err := writeFileAtomic(dst+".reason", []byte(text)); err != nil {
 		r.w.log.Error("drop file: cannot write the quarantine reason", "file", dst+".reason", "err", err)
 	}
 	r.w.log.Warn("drop file: rejected; quarantined", "file", path, "moved_to", dst, "reason", reason)
@@ -395,4 +395,25 @@ func freeName(dir, name string) (string, error) {
 func exists(path string) bool {
 	_, err := os.Lstat(path)
 	return !errors.Is(err, fs.ErrNotExist)
+}
+
+// writeFileAtomic writes a file under a temporary name beside it and renames
+// it into place, so that nobody reads it half written.
+func writeFileAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
 }
