@@ -230,15 +230,25 @@ func checkDir(dir string) (string, error) {
 	}
 	probe.Close()
 	os.Remove(probe.Name())
-	for _, sub := range []string{DoneDir, QuarantineDir} {
-		if err := os.Mkdir(filepath.Join(abs, sub), 0o750); err != nil && !errors.Is(err, os.ErrExist) {
-			return "", fmt.Errorf("drop dir %q: create %s/: %w", dir, sub, err)
-		}
-		if fi, err := os.Stat(filepath.Join(abs, sub)); err != nil || !fi.IsDir() {
-			return "", fmt.Errorf("drop dir %q: %s is not a directory", dir, sub)
-		}
+	if err := makeSubdirs(abs); err != nil {
+		return "", fmt.Errorf("drop dir %q: %w", dir, err)
 	}
 	return abs, nil
+}
+
+// makeSubdirs makes the done/ and quarantine/ folders of a drop directory
+// when they are missing.
+func makeSubdirs(dir string) error {
+	for _, sub := range []string{DoneDir, QuarantineDir} {
+		path := filepath.Join(dir, sub)
+		if err := os.Mkdir(path, 0o750); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("create %s/: %w", sub, err)
+		}
+		if fi, err := os.Stat(path); err != nil || !fi.IsDir() {
+			return fmt.Errorf("%s is not a directory", sub)
+		}
+	}
+	return nil
 }
 
 // Dirs returns the watched directories as cleaned absolute paths.

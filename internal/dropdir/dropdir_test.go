@@ -494,3 +494,58 @@ func TestNewChecksOptionsAndDirs(t *testing.T) {
 		require.True(t, fi.IsDir())
 	}
 }
+
+func TestDirRemovedAndMadeAgainIsWatchedAgain(t *testing.T) {
+	dir := t.TempDir()
+	acc := &fakeAcceptor{}
+	// With an hour's quiet period only a rename event can get the file in
+	// within the wait: the directory must be watched again, not just listed.
+	_, logs := start(t, Options{Dirs: []string{dir}, Quiet: time.Hour, Rescan: 50 * time.Millisecond, Acceptor: acc})
+
+	require.NoError(t, os.RemoveAll(dir))
+	require.Eventually(t, func() bool { return logs.count("drop dir: cannot list it") == 1 }, wait, 10*time.Millisecond)
+	require.NoError(t, os.Mkdir(dir, 0o755))
+	require.Eventually(t, func() bool { return logs.count("drop dir: listed again") == 1 }, wait, 10*time.Millisecond)
+
+	drop(t, dir, "batch.csv", "time,box,component,metric,value\n")
+	waitFor(t, filepath.Join(dir, "done", "batch.csv"))
+	require.Equal(t, 1, logs.count("drop dir: cannot list it"), "a listing error is logged once")
+}
+
+func TestDoneFolderRemovedIsMadeAgain(t *testing.T) {
+	dir := t.TempDir()
+	acc := &fakeAcceptor{}
+	start(t, Options{Dirs: []string{dir}, Quiet: 200 * time.Millisecond, Acceptor: acc})
+	require.NoError(t, os.Remove(filepath.Join(dir, "done")))
+
+	drop(t, dir, "batch.csv", "time,box,component,metric,value\n")
+	waitFor(t, filepath.Join(dir, "done", "batch.csv"))
+	calls, _ := acc.snapshot()
+	require.Len(t, calls, 1)
+}
+
+func TestFileWrittenUnderItsFinalNameIsNotTakenForARename(t *testing.T) {
+	// A writer creates the final name, writes, and pauses for longer than
+	// a renamed file needs to settle. The Create event came with the first
+	// bytes already there, but the Write event says it is not whole: it
+	// must wait for the quiet period. The pause is a quarter of the quiet
+	// period, so a loaded machine does not stretch it into one.
+	dir := t.TempDir()
+	acc := &fakeAcceptor{}
+	const quiet = 2 * time.Second
+	start(t, Options{Dirs: []string{dir}, Quiet: quiet, Acceptor: acc})
+
+	f, err := os.Create(filepath.Join(dir, "batch.csv"))
+	require.NoError(t, err)
+	_, err = f.WriteString("time,box,component,metric,value\n")
+	require.NoError(t, err)
+	time.Sleep(quiet / 4)
+	_, err = f.WriteString("1764478800,box1,disk/1,disk.temperature_c,41\n")
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	waitFor(t, filepath.Join(dir, "done", "batch.csv"))
+	calls, _ := acc.snapshot()
+	require.Len(t, calls, 1)
+	require.Equal(t, "time,box,component,metric,value\n1764478800,box1,disk/1,disk.temperature_c,41\n", string(calls[0].body))
+}

@@ -43,7 +43,10 @@ func (w *Watcher) Run(ctx context.Context) error {
 	if !w.running.CompareAndSwap(false, true) {
 		return errors.New("drop dirs: Run called twice")
 	}
-	fw, err := fsnotify.NewWatcher()
+	// Buffered, so that events that come while Accept runs are waiting in
+	// the channel when it returns, and drain sees them before deciding that
+	// a file was renamed into place whole.
+	fw, err := fsnotify.NewBufferedWatcher(1024)
 	if err != nil {
 		return fmt.Errorf("drop dirs: start fsnotify: %w", err)
 	}
@@ -55,7 +58,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 	w.log.Info("watching drop directories", "dirs", w.dirs, "quiet", w.quiet)
 
-	r := &run{w: w, ctx: ctx, files: map[string]*pending{}, dirErr: map[string]string{}}
+	r := &run{w: w, ctx: ctx, fw: fw, files: map[string]*pending{}, dirErr: map[string]string{}}
 	r.scan()
 	tick := time.NewTicker(w.tick)
 	defer tick.Stop()
@@ -77,6 +80,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 				return errors.New("drop dirs: fsnotify closed its event channel")
 			}
 			r.event(ev)
+			r.drain()
 		case err, ok := <-fw.Errors:
 			if !ok {
 				return errors.New("drop dirs: fsnotify closed its error channel")
@@ -101,6 +105,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 type run struct {
 	w      *Watcher
 	ctx    context.Context
+	fw     *fsnotify.Watcher
 	files  map[string]*pending // by path
 	dirErr map[string]string   // last listing error per directory, logged once
 }
@@ -119,6 +124,21 @@ func ignored(name string) bool {
 		}
 	}
 	return false
+}
+
+// drain records the events already waiting, without blocking.
+func (r *run) drain() {
+	for {
+		select {
+		case ev, ok := <-r.fw.Events:
+			if !ok {
+				return
+			}
+			r.event(ev)
+		default:
+			return
+		}
+	}
 }
 
 // event records what fsnotify says about a file.
@@ -177,8 +197,17 @@ func (r *run) scan() {
 			continue
 		}
 		if r.dirErr[d] != "" {
+			// The directory is back (it was removed and made again, or
+			// remounted): watch it again, or only the rescan would see
+			// new files.
 			r.w.log.Info("drop dir: listed again", "dir", d)
 			delete(r.dirErr, d)
+			if err := makeSubdirs(d); err != nil {
+				r.w.log.Error("drop dir: cannot make its folders", "dir", d, "err", err)
+			}
+			if err := r.fw.Add(d); err != nil {
+				r.w.log.Error("drop dir: cannot watch it again; new files are found only by the periodic listing", "dir", d, "err", err)
+			}
 		}
 		for _, e := range entries {
 			if ignored(e.Name()) || e.IsDir() {
@@ -208,6 +237,9 @@ func (r *run) check() {
 		if r.ctx.Err() != nil {
 			return
 		}
+		// Events that came while the previous file was accepted may say
+		// that this one is still being written.
+		r.drain()
 		p := r.files[path]
 		if p == nil {
 			continue
@@ -350,8 +382,16 @@ func (r *run) move(p *pending, sub string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := os.Rename(path, dst); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
+	err = os.Rename(path, dst)
+	if errors.Is(err, fs.ErrNotExist) && exists(path) {
+		// The file is there, so the folder is not: someone removed done/
+		// or quarantine/. Make it again.
+		if err = makeSubdirs(p.dir); err == nil {
+			err = os.Rename(path, dst)
+		}
+	}
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) && !exists(path) {
 			// Moved by someone else (another watcher of the same
 			// directory): nothing left to do here.
 			delete(r.files, path)
