@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -296,7 +297,7 @@ func (r *run) ingest(p *pending, fi fs.FileInfo) {
 		return
 	}
 	if err != nil {
-		r.failed(p, fmt.Errorf("open %s: %w", path, err))
+		r.failed(p, slog.LevelWarn, "drop file: cannot open it; retrying with backoff", "file", path, "err", err)
 		return
 	}
 	// Between Lstat and Open the name may have been replaced (by a
@@ -312,9 +313,8 @@ func (r *run) ingest(p *pending, fi fs.FileInfo) {
 	case err == nil:
 		dst, err := r.move(p, DoneDir)
 		if err != nil {
-			r.w.log.Error("drop file: accepted, but cannot move it to done/; it will be offered again (the acceptor de-duplicates)",
+			r.failed(p, slog.LevelError, "drop file: accepted, but cannot move it to done/; it will be offered again (the acceptor de-duplicates)",
 				"file", path, "err", err)
-			r.backoff(p)
 			return
 		}
 		if p.failures > 0 {
@@ -330,20 +330,21 @@ func (r *run) ingest(p *pending, fi fs.FileInfo) {
 	case r.ctx.Err() != nil:
 		// Shutting down: the file stays and is taken at the next start.
 	default:
-		r.failed(p, err)
+		r.failed(p, slog.LevelWarn, "drop file: not accepted (transient failure); leaving it in place and retrying with backoff",
+			"file", path, "err", err)
 	}
 }
 
-// failed records a transient failure: the file stays and is offered again
-// after a backoff. Only the first failure of a run of them is logged at
-// warning level, so a store that is down for an hour does not flood the log.
-func (r *run) failed(p *pending, err error) {
-	if p.failures == 0 {
-		r.w.log.Warn("drop file: not accepted (transient failure); leaving it in place and retrying with backoff",
-			"file", p.path(), "err", err)
-	} else {
-		r.w.log.Debug("drop file: still not accepted", "file", p.path(), "attempt", p.failures+1, "err", err)
+// failed records a failure that may pass (the store is down, a folder is
+// not writable): the file stays and is offered again after a backoff. Only
+// the first failure of a run of them is logged at level, later ones at
+// debug level, so a store that is down for an hour does not flood the log.
+func (r *run) failed(p *pending, level slog.Level, msg string, args ...any) {
+	if p.failures > 0 {
+		level = slog.LevelDebug
+		args = append(args, "attempt", p.failures+1)
 	}
+	r.w.log.Log(r.ctx, level, msg, args...)
 	r.backoff(p)
 }
 
@@ -361,8 +362,8 @@ func (r *run) quarantine(p *pending, reason string) {
 	path := p.path()
 	dst, err := r.move(p, QuarantineDir)
 	if err != nil {
-		r.w.log.Error("drop file: rejected, but cannot move it to quarantine/", "file", path, "reason", reason, "err", err)
-		r.backoff(p)
+		r.failed(p, slog.LevelError, "drop file: rejected, but cannot move it to quarantine/; retrying with backoff",
+			"file", path, "reason", reason, "err", err)
 		return
 	}
 	now := r.w.now().UTC()
