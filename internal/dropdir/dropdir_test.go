@@ -553,3 +553,31 @@ func TestFileWrittenUnderItsFinalNameIsNotTakenForARename(t *testing.T) {
 	require.Len(t, calls, 1)
 	require.Equal(t, "time,box,component,metric,value\n1764478800,box1,disk/1,disk.temperature_c,41\n", string(calls[0].body))
 }
+
+func TestFileReplacedWhileAcceptedIsNotMovedUnseen(t *testing.T) {
+	// The box delivers batch.csv again (renamed over the first) while the
+	// first is being accepted: the new content must be accepted on its
+	// own, not moved to done/ unseen.
+	dir := t.TempDir()
+	path := filepath.Join(dir, "batch.csv")
+	var once sync.Once
+	acc := &fakeAcceptor{fail: func(name string, body []byte) error {
+		once.Do(func() {
+			tmp := path + ".part"
+			if err := os.WriteFile(tmp, []byte("second delivery\n"), 0o644); err == nil {
+				os.Rename(tmp, path)
+			}
+		})
+		return nil
+	}}
+	start(t, Options{Dirs: []string{dir}, Quiet: 200 * time.Millisecond, Acceptor: acc})
+
+	drop(t, dir, "batch.csv", "first delivery\n")
+	require.Eventually(t, func() bool { calls, _ := acc.snapshot(); return len(calls) == 2 }, wait, 10*time.Millisecond)
+	waitFor(t, filepath.Join(dir, "done", "batch.csv"))
+	calls, stored := acc.snapshot()
+	require.Equal(t, "first delivery\n", string(calls[0].body))
+	require.Equal(t, "second delivery\n", string(calls[1].body))
+	require.Equal(t, 2, stored)
+	require.Equal(t, "second delivery\n", readFile(t, filepath.Join(dir, "done", "batch.csv")))
+}

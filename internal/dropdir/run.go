@@ -256,7 +256,7 @@ func (r *run) check() {
 			continue
 		}
 		if !fi.Mode().IsRegular() {
-			r.quarantine(p, notRegular(path, fi))
+			r.quarantine(p, fi, notRegular(path, fi))
 			continue
 		}
 		if fi.Size() != p.size || !fi.ModTime().Equal(p.mtime) {
@@ -311,7 +311,11 @@ func (r *run) ingest(p *pending, fi fs.FileInfo) {
 	f.Close()
 	switch {
 	case err == nil:
-		dst, err := r.move(p, DoneDir)
+		dst, err := r.move(p, fi, DoneDir)
+		if errors.Is(err, errReplaced) {
+			r.replaced(p)
+			return
+		}
 		if err != nil {
 			r.failed(p, slog.LevelError, "drop file: accepted, but cannot move it to done/; it will be offered again (the acceptor de-duplicates)",
 				"file", path, "err", err)
@@ -326,7 +330,7 @@ func (r *run) ingest(p *pending, fi fs.FileInfo) {
 		}
 		r.w.log.Info(msg, "file", path, "moved_to", dst, "batch", rc.BatchID, "workflow", rc.WorkflowID, "duplicate", rc.Duplicate)
 	case Rejected(err):
-		r.quarantine(p, err.Error())
+		r.quarantine(p, fi, err.Error())
 	case r.ctx.Err() != nil:
 		// Shutting down: the file stays and is taken at the next start.
 	default:
@@ -358,9 +362,13 @@ func (r *run) backoff(p *pending) {
 }
 
 // quarantine moves a file to quarantine/ and writes the reason beside it.
-func (r *run) quarantine(p *pending, reason string) {
+func (r *run) quarantine(p *pending, fi fs.FileInfo, reason string) {
 	path := p.path()
-	dst, err := r.move(p, QuarantineDir)
+	dst, err := r.move(p, fi, QuarantineDir)
+	if errors.Is(err, errReplaced) {
+		r.replaced(p)
+		return
+	}
 	if err != nil {
 		r.failed(p, slog.LevelError, "drop file: rejected, but cannot move it to quarantine/; retrying with backoff",
 			"file", path, "reason", reason, "err", err)
@@ -374,11 +382,27 @@ func (r *run) quarantine(p *pending, reason string) {
 	r.w.log.Warn("drop file: rejected; quarantined", "file", path, "moved_to", dst, "reason", reason)
 }
 
-// move renames the file into sub/ (done/ or quarantine/) under a name not
-// taken yet there, stamps it with the time of the move (retention counts
-// from it), stops tracking it and returns the new path.
-func (r *run) move(p *pending, sub string) (string, error) {
+// errReplaced says that the name no longer holds the file that was looked at.
+var errReplaced = errors.New("replaced by a new file of the same name")
+
+// replaced notes that a new file took the name while the old one was being
+// handled: the new one is taken on its own, after its own wait.
+func (r *run) replaced(p *pending) {
+	r.w.log.Info("drop file: replaced by a new file of the same name while it was handled; the new one is taken on its own", "file", p.path())
+	p.changedAt, p.renamed, p.failures, p.retryAt = r.w.now(), false, 0, time.Time{}
+}
+
+// move renames the file looked at (fi) into sub/ (done/ or quarantine/)
+// under a name not taken yet there, stamps it with the time of the move
+// (retention counts from it), stops tracking it and returns the new path.
+// When the name holds another file by now (a box delivered the same name
+// again while the first was accepted), it moves nothing and returns
+// errReplaced.
+func (r *run) move(p *pending, fi fs.FileInfo, sub string) (string, error) {
 	path := p.path()
+	if cur, err := os.Lstat(path); err == nil && !os.SameFile(fi, cur) {
+		return "", errReplaced
+	}
 	dst, err := freeName(filepath.Join(p.dir, sub), p.name)
 	if err != nil {
 		return "", err
