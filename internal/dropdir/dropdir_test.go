@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
 	"github.com/stretchr/testify/require"
 )
 
@@ -580,4 +581,54 @@ func TestFileReplacedWhileAcceptedIsNotMovedUnseen(t *testing.T) {
 	require.Equal(t, "second delivery\n", string(calls[1].body))
 	require.Equal(t, 2, stored)
 	require.Equal(t, "second delivery\n", readFile(t, filepath.Join(dir, "done", "batch.csv")))
+}
+
+func TestQuietPeriodCountsFromTheLastChangeSeen(t *testing.T) {
+	// No events here, as for a file written over NFS from another host:
+	// the listing finds the file, and size or mtime changes seen when it
+	// is looked at restart the quiet period. The clock is fake, so the
+	// steps are exact.
+	dir := t.TempDir()
+	acc := &fakeAcceptor{}
+	const quiet = 10 * time.Second
+	clock := time.Date(2026, 11, 30, 5, 0, 0, 0, time.UTC)
+	w, err := New(Options{Dirs: []string{dir}, Quiet: quiet, Acceptor: acc,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: func() time.Time { return clock }})
+	require.NoError(t, err)
+	fw, err := fsnotify.NewWatcher() // watches nothing: no events
+	require.NoError(t, err)
+	defer fw.Close()
+	r := &run{w: w, ctx: context.Background(), fw: fw, files: map[string]*pending{}, dirErr: map[string]string{}}
+
+	path := filepath.Join(dir, "batch.csv")
+	require.NoError(t, os.WriteFile(path, []byte("part one\n"), 0o644))
+	r.scan()
+	steps := []struct {
+		after  time.Duration // since the start
+		append string        // written before the check
+		taken  bool
+	}{
+		{after: 0},
+		{after: quiet / 2, append: "part two\n"}, // a change: the wait starts again
+		{after: quiet},
+		{after: quiet/2 + quiet - time.Millisecond},
+		{after: quiet/2 + quiet, taken: true},
+	}
+	start := clock
+	for _, st := range steps {
+		clock = start.Add(st.after)
+		if st.append != "" {
+			f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+			require.NoError(t, err)
+			_, err = f.WriteString(st.append)
+			require.NoError(t, err)
+			require.NoError(t, f.Close())
+		}
+		r.check()
+		calls, _ := acc.snapshot()
+		require.Equal(t, st.taken, len(calls) == 1, "at %v", st.after)
+	}
+	calls, _ := acc.snapshot()
+	require.Equal(t, "part one\npart two\n", string(calls[0].body))
+	require.True(t, exists(filepath.Join(dir, "done", "batch.csv")))
 }
