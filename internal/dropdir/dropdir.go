@@ -156,6 +156,15 @@ func New(opts Options) (*Watcher, error) {
 	if opts.Acceptor == nil {
 		return nil, errors.New("drop dirs: no acceptor")
 	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"rescan", opts.Rescan}, {"retry min", opts.RetryMin}, {"retry max", opts.RetryMax},
+		{"done retention", opts.DoneRetention}, {"quarantine retention", opts.QuarantineRetention}} {
+		if d.v < 0 {
+			return nil, fmt.Errorf("drop %s %v: must not be negative", d.name, d.v)
+		}
+	}
 	w := &Watcher{
 		quiet:   opts.Quiet,
 		rescan:  orDefault(opts.Rescan, 30*time.Second),

@@ -233,7 +233,7 @@ func (r *run) check() {
 	for path := range r.files {
 		paths = append(paths, path)
 	}
-	sort.Strings(paths) // oldest-looking names first is as good an order as any, and stable
+	sort.Strings(paths) // a stable order, for logs that read the same run to run
 	for _, path := range paths {
 		if r.ctx.Err() != nil {
 			return
