@@ -63,7 +63,7 @@ func (f AcceptorFunc) Accept(ctx context.Context, name string, body io.Reader) (
 // RejectError marks an error as a rejection of the batch: its content is bad
 // and offering it again cannot help.
 type RejectError struct {
-	Err error
+	Err error // why the batch is refused
 }
 
 // Error returns the wrapped error's text, which becomes the quarantine reason.
