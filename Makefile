@@ -6,7 +6,7 @@ TEMPORAL_CLI_VERSION := v1.5.1
 MAILPIT_VERSION      := v1.27.11
 TEST_TIMEOUT ?= 60m
 
-.PHONY: all build tools test vet demo bench clean record-histories
+.PHONY: all build tools test vet demo bench clean record-histories victoria-metrics
 
 all: build
 
@@ -30,8 +30,13 @@ vet:
 	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
+# The samples-backend tests (internal/tsdb) run a real VictoriaMetrics:
+# Debian's package, installed when missing (about 4 s with apt-get update).
+victoria-metrics:
+	@command -v victoria-metrics >/dev/null || (apt-get update && apt-get install -y victoria-metrics)
+
 # The CLI-compatibility tests drive the real `temporal` CLI, so it is built first.
-test: $(BIN)/temporal vet
+test: $(BIN)/temporal victoria-metrics vet
 	SANWATCH_TEMPORAL_CLI=$(BIN)/temporal $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 demo: build tools

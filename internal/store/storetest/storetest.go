@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,19 +24,16 @@ var t0 = time.Date(2025, 3, 1, 12, 0, 0, 123456789, time.UTC)
 
 // Run runs the suite. open must return a new, empty store for the calling
 // (sub)test and close it with t.Cleanup.
-func Run(t *testing.T, open func(t *testing.T) store.Store) {
+func Run(t *testing.T, open func(t *testing.T) store.Store) { RunWith(t, open, SampleOptions{}) }
+
+// RunWith is Run for a store whose samples live in a backend that keeps
+// them as opt says (store.WithSamples over a time-series engine).
+func RunWith(t *testing.T, open func(t *testing.T) store.Store, opt SampleOptions) {
 	tests := []struct {
 		name string
 		f    func(t *testing.T, s store.Store)
 	}{
-		{"AppendSamplesIdempotent", testAppendIdempotent},
-		{"AppendSamplesDuplicateKeysInBatch", testAppendDuplicates},
-		{"AppendSamplesRejects", testAppendRejects},
-		{"Window", testWindow},
-		{"WindowKind", testWindowKind},
-		{"LatestSample", testLatestSample},
-		{"TimesRoundTrip", testTimesRoundTrip},
-		{"ConcurrentAppend", testConcurrentAppend},
+		{"TimesRoundTrip", testTimesRoundTripRecords},
 		{"Batches", testBatches},
 		{"BatchBoxes", testBatchBoxes},
 		{"TouchThenUpsertBoxes", testTouchThenUpsert},
@@ -50,11 +46,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Emails", testEmails},
 		{"AnalyzerRuns", testAnalyzerRuns},
 		{"Stats", testStats},
-		{"DeleteSamplesBefore", testDeleteSamplesBefore},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.f(t, open(t)) })
 	}
+	RunSamples(t, open, opt)
 }
 
 func sample(box, component, metric string, at time.Time, v float64) telemetry.Sample {
@@ -64,12 +60,17 @@ func sample(box, component, metric string, at time.Time, v float64) telemetry.Sa
 // grid returns one sample per box, component, metric and minute, valued by
 // f, in a shuffled order.
 func grid(boxes, components, metrics []string, minutes int, f func(i int) float64) []telemetry.Sample {
+	return gridAt(t0, boxes, components, metrics, minutes, f)
+}
+
+// gridAt is grid with the first minute at start.
+func gridAt(start time.Time, boxes, components, metrics []string, minutes int, f func(i int) float64) []telemetry.Sample {
 	var out []telemetry.Sample
 	for _, b := range boxes {
 		for _, c := range components {
 			for _, m := range metrics {
 				for i := range minutes {
-					out = append(out, sample(b, c, m, t0.Add(time.Duration(i)*time.Minute), f(i)))
+					out = append(out, sample(b, c, m, start.Add(time.Duration(i)*time.Minute), f(i)))
 				}
 			}
 		}
@@ -88,269 +89,6 @@ func countAll(t *testing.T, s store.Store, boxes ...string) int {
 		n += len(w)
 	}
 	return n
-}
-
-func testAppendIdempotent(t *testing.T, s store.Store) {
-	ctx := t.Context()
-	boxes := []string{"b1", "b2", "b3"}
-	comps := []string{"pool/p0", "volume/db01"}
-	metrics := []string{telemetry.PoolUsedBytes, telemetry.VolumeIOPS}
-	first := grid(boxes, comps, metrics, 5, func(i int) float64 { return float64(i) })
-	n, err := s.AppendSamples(ctx, first)
-	require.NoError(t, err)
-	require.Equal(t, int64(60), n)
-	require.Equal(t, 60, countAll(t, s, boxes...))
-
-	// The same batch again, with new values: same rows, values replaced.
-	n, err = s.AppendSamples(ctx, grid(boxes, comps, metrics, 5, func(i int) float64 { return float64(100 + i) }))
-	require.NoError(t, err)
-	require.Equal(t, int64(60), n)
-	require.Equal(t, 60, countAll(t, s, boxes...))
-	w, err := s.Window(ctx, "b2", t0, t0.Add(time.Hour))
-	require.NoError(t, err)
-	require.Len(t, w, 20)
-	for _, smp := range w {
-		require.Equal(t, float64(100+int(smp.Time.Sub(t0)/time.Minute)), smp.Value, "sample %+v", smp)
-	}
-
-	n, err = s.AppendSamples(ctx, nil)
-	require.NoError(t, err)
-	require.Zero(t, n)
-}
-
-func testAppendDuplicates(t *testing.T, s store.Store) {
-	ctx := t.Context()
-	n, err := s.AppendSamples(ctx, []telemetry.Sample{
-		sample("b1", "disk/1", telemetry.DiskTemperatureC, t0, 40),
-		sample("b1", "disk/1", telemetry.DiskTemperatureC, t0.Add(time.Minute), 41),
-		sample("b1", "disk/1", telemetry.DiskTemperatureC, t0, 42), // same key as the first: wins
-	})
-	require.NoError(t, err)
-	require.Equal(t, int64(2), n)
-	w, err := s.Window(ctx, "b1", t0, t0.Add(time.Hour))
-	require.NoError(t, err)
-	require.Equal(t, []telemetry.Sample{
-		sample("b1", "disk/1", telemetry.DiskTemperatureC, t0, 42),
-		sample("b1", "disk/1", telemetry.DiskTemperatureC, t0.Add(time.Minute), 41),
-	}, w)
-}
-
-func testAppendRejects(t *testing.T, s store.Store) {
-	good := sample("b1", "disk/1", telemetry.DiskTemperatureC, t0, 40)
-	tests := []struct {
-		name string
-		bad  telemetry.Sample
-		want string
-	}{
-		{"empty box", sample("", "disk/1", "m", t0, 1), "append samples: sample 1: empty box, component or metric"},
-		{"empty component", sample("b1", "", "m", t0, 1), "append samples: sample 1: empty box, component or metric"},
-		{"empty metric", sample("b1", "disk/1", "", t0, 1), "append samples: sample 1: empty box, component or metric"},
-		{"zero time", sample("b1", "disk/1", "m", time.Time{}, 1), "append samples: sample 1 of b1: zero time"},
-		{"time beyond int64 nanoseconds", sample("b1", "disk/1", "m", time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC), 1),
-			"append samples: sample 1 of b1: time 2300-01-01T00:00:00Z outside 1677..2262"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			n, err := s.AppendSamples(t.Context(), []telemetry.Sample{good, tc.bad})
-			require.EqualError(t, err, tc.want)
-			require.Zero(t, n)
-			require.Zero(t, countAll(t, s, "b1"), "nothing of a rejected batch is stored")
-		})
-	}
-}
-
-func testWindow(t *testing.T, s store.Store) {
-	ctx := t.Context()
-	// Inserted in shuffled order; another box has samples at the same times.
-	all := grid([]string{"b1", "b2"}, []string{"port/0:1", "disk/2", "disk/10"},
-		[]string{telemetry.PortCRCErrors, telemetry.DiskMediaErrors}, 4, func(i int) float64 { return float64(i) })
-	_, err := s.AppendSamples(ctx, all)
-	require.NoError(t, err)
-
-	type key struct {
-		c, m string
-		i    int
-	}
-	keys := func(w []telemetry.Sample) []key {
-		var out []key
-		for _, smp := range w {
-			require.Equal(t, "b1", smp.Box)
-			out = append(out, key{smp.Component, smp.Metric, int(smp.Time.Sub(t0) / time.Minute)})
-		}
-		return out
-	}
-	// want lists, in the expected order, the samples of b1 with minute in [lo, hi).
-	want := func(lo, hi int) []key {
-		var out []key
-		for _, c := range []string{"disk/10", "disk/2", "port/0:1"} { // byte order
-			for _, m := range []string{telemetry.DiskMediaErrors, telemetry.PortCRCErrors} {
-				for i := lo; i < hi; i++ {
-					out = append(out, key{c, m, i})
-				}
-			}
-		}
-		return out
-	}
-	minute := func(i int) time.Time { return t0.Add(time.Duration(i) * time.Minute) }
-	tests := []struct {
-		name     string
-		from, to time.Time
-		want     []key
-	}{
-		{"everything", minute(-10), minute(10), want(0, 4)},
-		{"from is inclusive", minute(1), minute(10), want(1, 4)},
-		{"to is exclusive", minute(0), minute(3), want(0, 3)},
-		{"one nanosecond after a sample excludes it", minute(1).Add(time.Nanosecond), minute(3), want(2, 3)},
-		{"zero from and far future to", time.Time{}, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), want(0, 4)},
-		{"empty when to equals from", minute(1), minute(1), nil},
-		{"empty when to is before from", minute(3), minute(1), nil},
-		{"empty before the first sample", minute(-10), minute(0), nil},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			w, err := s.Window(ctx, "b1", tc.from, tc.to)
-			require.NoError(t, err)
-			require.Equal(t, tc.want, keys(w))
-		})
-	}
-	w, err := s.Window(ctx, "nobox", minute(-10), minute(10))
-	require.NoError(t, err)
-	require.Empty(t, w)
-}
-
-func testWindowKind(t *testing.T, s store.Store) {
-	ctx := t.Context()
-	comps := []string{"disk/0", "disk/10", "disk0", "disks/1", "diskette/3", "pool/p0", "d/1", "disk/ä"}
-	all := grid([]string{"b1", "b2"}, comps, []string{telemetry.DiskPendingSectors}, 3, func(i int) float64 { return float64(i) })
-	_, err := s.AppendSamples(ctx, all)
-	require.NoError(t, err)
-	minute := func(i int) time.Time { return t0.Add(time.Duration(i) * time.Minute) }
-	tests := []struct {
-		name, kind string
-		from, to   time.Time
-		want       []string // component of each sample, in order
-	}{
-		{"only disk/ components", "disk", minute(0), minute(10), []string{"disk/0", "disk/0", "disk/0", "disk/10", "disk/10", "disk/10", "disk/ä", "disk/ä", "disk/ä"}},
-		{"time bounds as Window", "disk", minute(1), minute(2), []string{"disk/0", "disk/10", "disk/ä"}},
-		{"another kind", "pool", minute(0), minute(10), []string{"pool/p0", "pool/p0", "pool/p0"}},
-		{"a kind nobody has", "port", minute(0), minute(10), nil},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			w, err := s.WindowKind(ctx, "b1", tc.kind, tc.from, tc.to)
-			require.NoError(t, err)
-			var got []string
-			for _, x := range w {
-				require.Equal(t, "b1", x.Box)
-				got = append(got, x.Component)
-			}
-			require.Equal(t, tc.want, got)
-		})
-	}
-}
-
-func testLatestSample(t *testing.T, s store.Store) {
-	ctx := t.Context()
-	_, err := s.LatestSample(ctx, "b1")
-	require.ErrorIs(t, err, store.ErrNotFound)
-	require.EqualError(t, err, "latest sample of b1: not found")
-
-	_, err = s.AppendSamples(ctx, []telemetry.Sample{
-		sample("b1", "disk/1", "m", t0.Add(2*time.Hour), 1),
-		sample("b1", "disk/2", "m", t0.Add(3*time.Hour+time.Nanosecond), 1),
-		sample("b1", "disk/1", "m", t0, 1),
-		sample("b2", "disk/1", "m", t0.Add(24*time.Hour), 1), // newer, other box
-	})
-	require.NoError(t, err)
-	got, err := s.LatestSample(ctx, "b1")
-	require.NoError(t, err)
-	require.Equal(t, t0.Add(3*time.Hour+time.Nanosecond), got)
-}
-
-func testTimesRoundTrip(t *testing.T, s store.Store) {
-	ctx := t.Context()
-	zone := time.FixedZone("UTC+5:30", 5*3600+1800)
-	times := []time.Time{
-		t0,
-		time.Date(2025, 12, 31, 23, 59, 59, 999999999, zone),
-		time.Date(1969, 7, 20, 20, 17, 40, 1, time.UTC), // before the epoch
-		time.Unix(0, 0).UTC(),
-		time.Date(2262, 4, 11, 0, 0, 0, 0, time.UTC),
-		time.Date(1678, 1, 1, 0, 0, 0, 0, time.UTC),
-	}
-	for i, at := range times {
-		_, err := s.AppendSamples(ctx, []telemetry.Sample{sample("b1", fmt.Sprintf("disk/%d", i), "m", at, float64(i))})
-		require.NoError(t, err)
-	}
-	w, err := s.Window(ctx, "b1", time.Time{}, time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC))
-	require.NoError(t, err)
-	require.Len(t, w, len(times))
-	for _, smp := range w {
-		i := int(smp.Value)
-		require.Equal(t, times[i].UTC(), smp.Time, "time %d", i)
-		require.Equal(t, time.UTC, smp.Time.Location())
-	}
-
-	// Batch, finding and scan report times too; the zero time stays zero.
-	b := store.Batch{ID: "h", FirstSample: times[1], LastSample: times[2], StoredAt: times[0]}
-	require.NoError(t, s.PutBatch(ctx, b))
-	gotB, err := s.Batch(ctx, "h")
-	require.NoError(t, err)
-	require.Equal(t, times[1].UTC(), gotB.FirstSample)
-	require.Equal(t, times[2].UTC(), gotB.LastSample)
-	require.Equal(t, times[0], gotB.StoredAt)
-
-	f := newFinding("b1", finding.RuleCapacity, "pool/p0", finding.Warning, times[1])
-	f.Evidence.Series = []finding.Point{{Time: times[1], Value: 1}, {Time: times[2], Value: 2}}
-	f.Evidence.WindowStart = times[2]
-	_, err = s.UpsertFinding(ctx, f)
-	require.NoError(t, err)
-	gotF, err := s.Finding(ctx, f.Fingerprint())
-	require.NoError(t, err)
-	require.Equal(t, times[1].UTC(), gotF.DetectedAt)
-	require.Equal(t, times[1].UTC(), gotF.FirstSeen)
-	require.Equal(t, times[1].UTC(), gotF.Evidence.Series[0].Time)
-	require.Equal(t, times[2], gotF.Evidence.WindowStart)
-	require.Equal(t, times[1].UTC(), gotF.Evidence.WindowEnd)
-
-	require.NoError(t, s.PutScanReport(ctx, store.ScanReport{ID: "scan", StartedAt: times[1]}))
-	gotR, err := s.ScanReport(ctx, "scan")
-	require.NoError(t, err)
-	require.Equal(t, times[1].UTC(), gotR.StartedAt)
-	require.True(t, gotR.FinishedAt.IsZero())
-}
-
-func testConcurrentAppend(t *testing.T, s store.Store) {
-	ctx := t.Context()
-	const workers, batches, perBatch = 8, 5, 100
-	var wg sync.WaitGroup
-	errs := make(chan error, workers*batches)
-	for w := range workers {
-		wg.Go(func() {
-			for b := range batches {
-				var batch []telemetry.Sample
-				for i := range perBatch {
-					at := t0.Add(time.Duration(b*perBatch+i) * time.Second)
-					// Every worker writes the same keys of "shared" and its own box.
-					batch = append(batch,
-						sample("shared", "node/0", telemetry.NodeCPUBusyPct, at, float64(w)),
-						sample(fmt.Sprintf("own%d", w), "node/0", telemetry.NodeCPUBusyPct, at, float64(w)))
-				}
-				if _, err := s.AppendSamples(ctx, batch); err != nil {
-					errs <- fmt.Errorf("worker %d batch %d: %w", w, b, err)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		require.NoError(t, err)
-	}
-	require.Equal(t, batches*perBatch, countAll(t, s, "shared"))
-	for w := range workers {
-		require.Equal(t, batches*perBatch, countAll(t, s, fmt.Sprintf("own%d", w)), "worker %d", w)
-	}
 }
 
 func testBatches(t *testing.T, s store.Store) {
@@ -881,57 +619,42 @@ func BenchAppendSamples(b *testing.B, s store.Store) {
 	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "samples/s")
 }
 
-// testDeleteSamplesBefore: a year of daily samples of two boxes, deleted in
-// pages down to the last 30 days; a second run deletes nothing, and a bad
-// page size is refused.
-func testDeleteSamplesBefore(t *testing.T, s store.Store) {
+func testTimesRoundTripRecords(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	const days = 365
-	var in []telemetry.Sample
-	for _, b := range []string{"b1", "b2"} {
-		for d := range days {
-			at := t0.AddDate(0, 0, d)
-			in = append(in, sample(b, "pool/p0", telemetry.PoolUsedBytes, at, float64(d)),
-				sample(b, "disk/1", telemetry.DiskTemperatureC, at, 40))
-		}
+	zone := time.FixedZone("UTC+5:30", 5*3600+1800)
+	times := []time.Time{
+		t0,
+		time.Date(2025, 12, 31, 23, 59, 59, 999999999, zone),
+		time.Date(1969, 7, 20, 20, 17, 40, 1, time.UTC), // before the epoch
+		time.Unix(0, 0).UTC(),
+		time.Date(2262, 4, 11, 0, 0, 0, 0, time.UTC),
+		time.Date(1678, 1, 1, 0, 0, 0, 0, time.UTC),
 	}
-	_, err := s.AppendSamples(ctx, in)
+	// Batch, finding and scan report times too; the zero time stays zero.
+	b := store.Batch{ID: "h", FirstSample: times[1], LastSample: times[2], StoredAt: times[0]}
+	require.NoError(t, s.PutBatch(ctx, b))
+	gotB, err := s.Batch(ctx, "h")
 	require.NoError(t, err)
-	end := t0.AddDate(0, 0, days-1)  // the newest sample
-	cutoff := end.AddDate(0, 0, -29) // keep the last 30 days, the newest included
+	require.Equal(t, times[1].UTC(), gotB.FirstSample)
+	require.Equal(t, times[2].UTC(), gotB.LastSample)
+	require.Equal(t, times[0], gotB.StoredAt)
 
-	tests := []struct {
-		name      string
-		limit     int
-		wantPages []int
-	}{
-		{"pages of 300", 300, []int{300, 300, 300, 300, 140}},
-		{"nothing left", 300, []int{0}},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			var pages []int
-			for {
-				n, err := s.DeleteSamplesBefore(ctx, cutoff, tc.limit)
-				require.NoError(t, err)
-				pages = append(pages, n)
-				if n < tc.limit {
-					break
-				}
-			}
-			require.Equal(t, tc.wantPages, pages)
-		})
-	}
-	for _, b := range []string{"b1", "b2"} {
-		w, err := s.Window(ctx, b, time.Time{}, end.Add(time.Second))
-		require.NoError(t, err)
-		require.Len(t, w, 60, "box %s", b)
-		for _, smp := range w {
-			require.False(t, smp.Time.Before(cutoff), "sample %+v survived", smp)
-		}
-	}
-	require.NoError(t, s.Compact(ctx))
-	_, err = s.DeleteSamplesBefore(ctx, cutoff, 0)
-	require.ErrorIs(t, err, store.ErrBadLimit)
-	require.EqualError(t, err, "delete samples before "+cutoff.Format(time.RFC3339)+": limit must be at least 1 (got 0)")
+	f := newFinding("b1", finding.RuleCapacity, "pool/p0", finding.Warning, times[1])
+	f.Evidence.Series = []finding.Point{{Time: times[1], Value: 1}, {Time: times[2], Value: 2}}
+	f.Evidence.WindowStart = times[2]
+	_, err = s.UpsertFinding(ctx, f)
+	require.NoError(t, err)
+	gotF, err := s.Finding(ctx, f.Fingerprint())
+	require.NoError(t, err)
+	require.Equal(t, times[1].UTC(), gotF.DetectedAt)
+	require.Equal(t, times[1].UTC(), gotF.FirstSeen)
+	require.Equal(t, times[1].UTC(), gotF.Evidence.Series[0].Time)
+	require.Equal(t, times[2], gotF.Evidence.WindowStart)
+	require.Equal(t, times[1].UTC(), gotF.Evidence.WindowEnd)
+
+	require.NoError(t, s.PutScanReport(ctx, store.ScanReport{ID: "scan", StartedAt: times[1]}))
+	gotR, err := s.ScanReport(ctx, "scan")
+	require.NoError(t, err)
+	require.Equal(t, times[1].UTC(), gotR.StartedAt)
+	require.True(t, gotR.FinishedAt.IsZero())
 }
