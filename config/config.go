@@ -41,6 +41,7 @@ type Config struct {
 	Remediation Remediation                    `yaml:"remediation"`
 	Retention   Retention                      `yaml:"retention"`
 	Batches     Batches                        `yaml:"batches"`
+	Samples     Samples                        `yaml:"samples"`
 	Receiver    Receiver                       `yaml:"receiver"`
 	Codec       Codec                          `yaml:"codec"`
 	Log         Log                            `yaml:"log"`
@@ -323,6 +324,40 @@ func (c *Config) ThresholdsFor(box string) analysis.Thresholds {
 	return out
 }
 
+// Samples selects where samples are kept (samples.*): the SQL store, or a
+// Prometheus-compatible time-series engine.
+type Samples struct {
+	Backend  string `yaml:"backend"`  // "sql" or "prometheus"
+	URL      string `yaml:"url"`      // the engine's base URL
+	API      string `yaml:"api"`      // "victoriametrics" (import/export) or "prometheus" (query_range, read-only)
+	Username string `yaml:"username"` // basic auth user, with Password
+	// Password is secret: only from SANWATCH_SAMPLES_PASSWORD or PasswordFile.
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
+	// BearerToken is secret: only from SANWATCH_SAMPLES_BEARER_TOKEN or BearerTokenFile.
+	BearerToken     string        `yaml:"bearer_token"`
+	BearerTokenFile string        `yaml:"bearer_token_file"`
+	TLS             SamplesTLS    `yaml:"tls"`
+	MaxPoints       int           `yaml:"max_points"` // bound on the samples one read returns
+	Timeout         time.Duration `yaml:"timeout"`    // of one request to the engine
+	// MappingFiles read existing exporter metrics as the catalogue
+	// (config/mappings/*.yaml); empty: sanwatch's own series.
+	MappingFiles []string `yaml:"mapping_files"`
+}
+
+// SamplesTLS is the TLS to the engine (samples.tls.*).
+type SamplesTLS struct {
+	CAFile   string `yaml:"ca_file"`   // CA bundle to verify the engine; empty: system roots
+	CertFile string `yaml:"cert_file"` // client certificate (mTLS), with KeyFile
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Samples backends.
+const (
+	SamplesSQL        = "sql"
+	SamplesPrometheus = "prometheus"
+)
+
 // YAML returns the effective configuration as YAML, loadable again, with
 // every non-empty secret (temporal.api_key, store.dsn, smtp.password,
 // codec.keys) replaced by "<redacted>".
@@ -332,6 +367,8 @@ func (c *Config) YAML() string {
 	r.Codec.Keys = redact(c.Codec.Keys)
 	r.Store.DSN = redact(c.Store.DSN)
 	r.SMTP.Password = redact(c.SMTP.Password)
+	r.Samples.Password = redact(c.Samples.Password)
+	r.Samples.BearerToken = redact(c.Samples.BearerToken)
 	out, err := yaml.Marshal(&r)
 	if err != nil { // plain structs, maps and slices: cannot happen
 		return "# marshal config: " + err.Error() + "\n"

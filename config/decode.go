@@ -126,6 +126,24 @@ func (d *decoder) decode(raw map[string]any, setOverrides map[string]map[string]
 			Schedule:   d.boolean("retention.schedule"),
 		},
 		Batches: Batches{URL: d.str("batches.url")},
+		Samples: Samples{
+			Backend:         strings.ToLower(d.str("samples.backend")),
+			URL:             d.str("samples.url"),
+			API:             strings.ToLower(d.str("samples.api")),
+			Username:        d.str("samples.username"),
+			Password:        d.str(keySamplesPassword),
+			PasswordFile:    d.str(keySamplesPasswordFile),
+			BearerToken:     d.str(keySamplesBearer),
+			BearerTokenFile: d.str(keySamplesBearerFile),
+			TLS: SamplesTLS{
+				CAFile:   d.str("samples.tls.ca_file"),
+				CertFile: d.str("samples.tls.cert_file"),
+				KeyFile:  d.str("samples.tls.key_file"),
+			},
+			MaxPoints:    d.integer("samples.max_points"),
+			Timeout:      d.duration("samples.timeout"),
+			MappingFiles: d.strs("samples.mapping_files"),
+		},
 		Receiver: Receiver{
 			Addr:              d.str("receiver.addr"),
 			CertFile:          d.str("receiver.cert_file"),
@@ -168,9 +186,11 @@ func (d *decoder) decode(raw map[string]any, setOverrides map[string]map[string]
 // environment (or the config file, where allowed).
 func (d *decoder) readSecretFiles(c *Config, lookup func(string) (string, bool)) {
 	fields := map[string]struct{ file, value *string }{
-		keyAPIKey:   {&c.Temporal.APIKeyFile, &c.Temporal.APIKey},
-		keyDSN:      {&c.Store.DSNFile, &c.Store.DSN},
-		keyPassword: {&c.SMTP.PasswordFile, &c.SMTP.Password},
+		keyAPIKey:          {&c.Temporal.APIKeyFile, &c.Temporal.APIKey},
+		keyDSN:             {&c.Store.DSNFile, &c.Store.DSN},
+		keyPassword:        {&c.SMTP.PasswordFile, &c.SMTP.Password},
+		keySamplesPassword: {&c.Samples.PasswordFile, &c.Samples.Password},
+		keySamplesBearer:   {&c.Samples.BearerTokenFile, &c.Samples.BearerToken},
 	}
 	for _, s := range secrets {
 		f, ok := fields[s.key]

@@ -90,6 +90,20 @@ var keys = []key{
 	{"retention.quarantine", 30 * 24 * time.Hour},
 	{"retention.schedule", true},
 	{"batches.url", ""}, // "": <data_dir>/batches
+	{"samples.backend", SamplesSQL},
+	{"samples.url", ""},
+	{"samples.api", "victoriametrics"},
+	{"samples.username", ""},
+	{"samples.password", ""},
+	{"samples.password_file", ""},
+	{"samples.bearer_token", ""},
+	{"samples.bearer_token_file", ""},
+	{"samples.tls.ca_file", ""},
+	{"samples.tls.cert_file", ""},
+	{"samples.tls.key_file", ""},
+	{"samples.max_points", 1_000_000},
+	{"samples.timeout", 30 * time.Second},
+	{"samples.mapping_files", []string{}},
 	{"receiver.addr", "127.0.0.1:8088"},
 	{"receiver.cert_file", ""},
 	{"receiver.key_file", ""},
@@ -117,14 +131,18 @@ var keys = []key{
 
 // Secret keys: never printed, never in an error message, never on argv.
 const (
-	keyAPIKey        = "temporal.api_key"
-	keyAPIKeyFile    = "temporal.api_key_file"
-	keyDSN           = "store.dsn"
-	keyDSNFile       = "store.dsn_file"
-	keyPassword      = "smtp.password"
-	keyPasswordFile  = "smtp.password_file"
-	keyCodecKeys     = "codec.keys"
-	keyCodecKeysFile = "codec.keys_file"
+	keyAPIKey              = "temporal.api_key"
+	keyAPIKeyFile          = "temporal.api_key_file"
+	keyDSN                 = "store.dsn"
+	keyDSNFile             = "store.dsn_file"
+	keyPassword            = "smtp.password"
+	keyPasswordFile        = "smtp.password_file"
+	keyCodecKeys           = "codec.keys"
+	keyCodecKeysFile       = "codec.keys_file"
+	keySamplesPassword     = "samples.password"
+	keySamplesPasswordFile = "samples.password_file"
+	keySamplesBearer       = "samples.bearer_token"
+	keySamplesBearerFile   = "samples.bearer_token_file"
 )
 
 // secret says where a secret key may be set. Its environment variable always
@@ -145,6 +163,8 @@ var secrets = []secret{
 	{key: keyDSN, fileKey: keyDSNFile, inFile: true, readFile: true},
 	{key: keyPassword, fileKey: keyPasswordFile, readFile: true},
 	{key: keyCodecKeys, fileKey: keyCodecKeysFile},
+	{key: keySamplesPassword, fileKey: keySamplesPasswordFile, readFile: true},
+	{key: keySamplesBearer, fileKey: keySamplesBearerFile, readFile: true},
 }
 
 var secretKeys = func() map[string]bool {

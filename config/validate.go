@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/mail"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -68,6 +69,7 @@ func validate(c *Config) error {
 		add(invalid("store.driver", c.Store.Driver, "must be sqlite or postgres"))
 	}
 	add(nonEmpty("data_dir", c.DataDir))
+	validateSamples(c.Samples, add)
 
 	// ingest
 	// Empty roots are valid here (a starter that only reads findings, an
@@ -449,4 +451,44 @@ func thresholdAllowed(err error) string {
 		return msg[i+2:]
 	}
 	return msg
+}
+
+// validateSamples checks samples.*: the engine's URL and API when the
+// backend is prometheus, the bounds, auth and files.
+func validateSamples(s Samples, add func(error)) {
+	switch s.Backend {
+	case SamplesSQL:
+		return
+	case SamplesPrometheus:
+	default:
+		add(invalid("samples.backend", s.Backend, "must be sql or prometheus"))
+		return
+	}
+	if u, err := url.Parse(s.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		add(invalid("samples.url", s.URL, "must be http(s)://host[:port][/path] when samples.backend is prometheus"))
+	} else if u.User != nil {
+		add(invalid("samples.url", "", "must not hold credentials: use samples.username and samples.password_file"))
+	}
+	if s.API != "victoriametrics" && s.API != "prometheus" {
+		add(invalid("samples.api", s.API, "must be victoriametrics or prometheus"))
+	}
+	if s.MaxPoints < 1 {
+		add(invalid("samples.max_points", s.MaxPoints, "must be >= 1"))
+	}
+	add(positive("samples.timeout", s.Timeout))
+	if s.Username != "" && s.BearerToken != "" {
+		add(invalid("samples.username", s.Username, "must be empty with samples.bearer_token: one kind of auth"))
+	}
+	if (s.Username == "") != (s.Password == "") {
+		add(invalid("samples.username", s.Username, "needs samples.password (SANWATCH_SAMPLES_PASSWORD or samples.password_file), and the password a username"))
+	}
+	if (s.TLS.CertFile == "") != (s.TLS.KeyFile == "") {
+		add(invalid("samples.tls.cert_file", s.TLS.CertFile, "goes with samples.tls.key_file"))
+	}
+	add(existingFile("samples.tls.ca_file", s.TLS.CAFile))
+	add(existingFile("samples.tls.cert_file", s.TLS.CertFile))
+	add(existingFile("samples.tls.key_file", s.TLS.KeyFile))
+	for _, f := range s.MappingFiles {
+		add(existingFile("samples.mapping_files", f))
+	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/sanwatch/sanwatch/internal/fleet"
 	"github.com/sanwatch/sanwatch/internal/metrics"
 	"github.com/sanwatch/sanwatch/internal/store"
+	"github.com/sanwatch/sanwatch/internal/tsdb"
 )
 
 // Logger returns the slog logger the configuration asks for, writing to w.
@@ -110,9 +111,37 @@ func tlsConfig(cfg *config.Config) (*tls.Config, error) {
 	return tc, nil
 }
 
-// OpenStore opens the configured store.
+// OpenStore opens the configured store: with samples.backend prometheus,
+// the samples are in the time-series engine and the rest in the SQL store.
 func OpenStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
-	return store.Open(ctx, store.Options{Driver: cfg.Store.Driver, Path: cfg.Store.Path, DSN: cfg.Store.DSN})
+	st, err := store.Open(ctx, store.Options{Driver: cfg.Store.Driver, Path: cfg.Store.Path, DSN: cfg.Store.DSN})
+	if err != nil || cfg.Samples.Backend != config.SamplesPrometheus {
+		return st, err
+	}
+	b, err := SamplesBackend(cfg)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return store.WithSamples(st, b), nil
+}
+
+// SamplesBackend opens the time-series engine samples.* configures, with
+// its mapping when samples.mapping_files is set.
+func SamplesBackend(cfg *config.Config) (*tsdb.Backend, error) {
+	s := cfg.Samples
+	o := tsdb.Options{
+		URL: s.URL, API: s.API, Username: s.Username, Password: s.Password, BearerToken: s.BearerToken,
+		CAFile: s.TLS.CAFile, CertFile: s.TLS.CertFile, KeyFile: s.TLS.KeyFile, MaxPoints: s.MaxPoints, Timeout: s.Timeout,
+	}
+	if len(s.MappingFiles) > 0 {
+		m, err := tsdb.LoadMapping(s.MappingFiles...)
+		if err != nil {
+			return nil, err
+		}
+		o.Mapping = m
+	}
+	return tsdb.Open(o)
 }
 
 // LoadInventory reads the inventory file. A missing file gives an empty
