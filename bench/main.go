@@ -46,7 +46,7 @@ func main() {
 }
 
 // sections are the parts of the bench, in the order they run.
-var sections = []string{"ingest", "scan", "latency", "scale"}
+var sections = []string{"ingest", "scan", "latency", "scale", "tsdb"}
 
 // options are the bench's settings, from flags.
 type options struct {
@@ -194,6 +194,7 @@ func run(ctx context.Context, args []string, out, stderr io.Writer) error {
 	steps := map[string]func(context.Context, options, *report) error{
 		"ingest": benchIngest, "scan": benchScan, "latency": benchLatency, "scale": benchScale,
 	}
+	steps["tsdb"] = benchTSDB
 	started := time.Now()
 	for _, s := range sections {
 		if !o.only[s] {

@@ -46,13 +46,23 @@ func Start(tb testing.TB, extra ...string) *VM {
 		}
 		tb.Skip(msg)
 	}
+	vm, err := Launch(bin, tb.TempDir(), extra...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(vm.Stop)
+	return vm
+}
+
+// Launch starts bin on a free loopback port with its storage under dir and
+// waits until it answers; the caller stops it. For the bench, outside tests.
+func Launch(bin, dir string, extra ...string) (*VM, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		tb.Fatalf("find a free port: %v", err)
+		return nil, fmt.Errorf("find a free port: %w", err)
 	}
 	addr := l.Addr().String()
 	_ = l.Close()
-	dir := tb.TempDir()
 	vm := &VM{URL: "http://" + addr, DataDir: filepath.Join(dir, "data"), log: &bytes.Buffer{}}
 	args := append([]string{
 		"-httpListenAddr=" + addr,
@@ -66,21 +76,20 @@ func Start(tb testing.TB, extra ...string) *VM {
 	vm.cmd = exec.Command(bin, args...)
 	vm.cmd.Stdout, vm.cmd.Stderr = vm.log, vm.log
 	if err := vm.cmd.Start(); err != nil {
-		tb.Fatalf("start %s: %v", bin, err)
+		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
-	tb.Cleanup(vm.Stop)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		resp, err := http.Get(vm.URL + "/health")
 		if err == nil {
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return vm
+				return vm, nil
 			}
 		}
 		if time.Now().After(deadline) {
 			vm.Stop()
-			tb.Fatalf("VictoriaMetrics on %s did not answer in 15s: %v\n%s", addr, err, vm.log)
+			return nil, fmt.Errorf("VictoriaMetrics on %s did not answer in 15s: %v\n%s", addr, err, vm.log)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
