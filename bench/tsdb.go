@@ -51,7 +51,8 @@ func benchTSDB(ctx context.Context, o options, rep *report) error {
 
 	end := time.Now().Truncate(time.Minute)
 	start := end.Add(-time.Duration(points) * 5 * time.Minute)
-	box := func(i int) string { return fmt.Sprintf("tsdb-%04d", i) }
+	prefix := "tsdb"
+	box := func(i int) string { return fmt.Sprintf("%s-%04d", prefix, i) }
 	// One chunk per box: its day of samples, as one batch carries it.
 	chunk := func(b int) []telemetry.Sample {
 		out := make([]telemetry.Sample, 0, series*points)
@@ -127,6 +128,21 @@ func benchTSDB(ctx context.Context, o options, rep *report) error {
 	}
 	rep.add("tsdb: bytes per sample on disk", fmt.Sprintf("%.1f B (VictoriaMetrics data dir after a flush)", float64(vmBytes)/float64(total)),
 		fmt.Sprintf("%.1f B (SQLite file + WAL)", float64(sqlBytes)/float64(total)), fmt.Sprintf("%.2f×", float64(sqlBytes)/float64(vmBytes)))
+	// Again with samples.flush_writes (the default): each write searchable
+	// at once, as the analysis after a batch needs; on other boxes.
+	flushing, err := tsdb.Open(tsdb.Options{URL: vm.URL, FlushAfterWrite: true})
+	if err != nil {
+		return err
+	}
+	defer flushing.Close()
+	prefix = "flush"
+	flushDur, err := ingest(flushing.AppendSamples)
+	if err != nil {
+		return fmt.Errorf("victoriametrics ingest with flush: %w", err)
+	}
+	flushRate := float64(total) / flushDur.Seconds()
+	rep.add("tsdb: ingest into VictoriaMetrics, samples.flush_writes: true (the default)", fmt.Sprintf("%.0f samples/s", flushRate),
+		fmt.Sprintf("SQLite %.0f samples/s", sqlRate), fmt.Sprintf("%.2f×", flushRate/sqlRate))
 	rep.note("tsdb: %d boxes × %d series × %d points = %d samples, each box's day as one batch; VictoriaMetrics %s on loopback, started by the bench; "+
 		"its size is measured right after /internal/force_flush, before its background merges shrink it further.", boxes, series, points, total, bin)
 	return nil

@@ -340,6 +340,9 @@ type Samples struct {
 	TLS             SamplesTLS    `yaml:"tls"`
 	MaxPoints       int           `yaml:"max_points"` // bound on the samples one read returns
 	Timeout         time.Duration `yaml:"timeout"`    // of one request to the engine
+	// FlushWrites makes each write searchable at once (VictoriaMetrics
+	// /internal/force_flush), so analysis right after ingest sees it.
+	FlushWrites bool `yaml:"flush_writes"`
 	// MappingFiles read existing exporter metrics as the catalogue
 	// (config/mappings/*.yaml); empty: sanwatch's own series.
 	MappingFiles []string `yaml:"mapping_files"`

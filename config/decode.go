@@ -142,6 +142,7 @@ func (d *decoder) decode(raw map[string]any, setOverrides map[string]map[string]
 			},
 			MaxPoints:    d.integer("samples.max_points"),
 			Timeout:      d.duration("samples.timeout"),
+			FlushWrites:  d.boolean("samples.flush_writes"),
 			MappingFiles: d.strs("samples.mapping_files"),
 		},
 		Receiver: Receiver{

@@ -103,6 +103,7 @@ var keys = []key{
 	{"samples.tls.key_file", ""},
 	{"samples.max_points", 1_000_000},
 	{"samples.timeout", 30 * time.Second},
+	{"samples.flush_writes", true},
 	{"samples.mapping_files", []string{}},
 	{"receiver.addr", "127.0.0.1:8088"},
 	{"receiver.cert_file", ""},

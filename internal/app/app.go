@@ -133,6 +133,7 @@ func SamplesBackend(cfg *config.Config) (*tsdb.Backend, error) {
 	o := tsdb.Options{
 		URL: s.URL, API: s.API, Username: s.Username, Password: s.Password, BearerToken: s.BearerToken,
 		CAFile: s.TLS.CAFile, CertFile: s.TLS.CertFile, KeyFile: s.TLS.KeyFile, MaxPoints: s.MaxPoints, Timeout: s.Timeout,
+		FlushAfterWrite: s.FlushWrites,
 	}
 	if len(s.MappingFiles) > 0 {
 		m, err := tsdb.LoadMapping(s.MappingFiles...)

@@ -59,8 +59,9 @@ type Options struct {
 	// sanwatch's own series; writes are then refused.
 	Mapping *Mapping
 	// FlushAfterWrite asks the engine to make written samples searchable at
-	// once (VictoriaMetrics /internal/force_flush). For tests: under load it
-	// makes many small parts.
+	// once (VictoriaMetrics /internal/force_flush), as the SQL stores are:
+	// the analysis right after a batch then sees all of it. Under a high
+	// write rate it makes many small parts for the engine to merge.
 	FlushAfterWrite bool
 }
 
