@@ -66,8 +66,15 @@ func withEngine(t *testing.T, f *fixture, b *tsdb.Backend) {
 // named as those exporters name them, are analysed through the shipped
 // mappings: a disk whose reallocated sector count grows is a disk failure
 // risk finding, a healthy disk is not, and Harvest's microseconds are read
-// as milliseconds.
+// as milliseconds. Both read APIs: raw export (victoriametrics) and stepped
+// query_range (prometheus, as on any Prometheus-compatible engine).
 func TestAnalyzeThroughMapping(t *testing.T) {
+	for _, api := range []string{tsdb.APIVictoriaMetrics, tsdb.APIPrometheus} {
+		t.Run(api, func(t *testing.T) { testAnalyzeThroughMapping(t, api) })
+	}
+}
+
+func testAnalyzeThroughMapping(t *testing.T, api string) {
 	vm := tsdbtest.Start(t)
 	end := time.Date(2026, 11, 1, 23, 55, 0, 0, time.UTC)
 	const host = "host-1:9633"
@@ -92,7 +99,7 @@ func TestAnalyzeThroughMapping(t *testing.T) {
 	)
 	m, err := tsdb.LoadMapping("../config/mappings/smartctl_exporter.yaml", "../config/mappings/netapp_harvest.yaml")
 	require.NoError(t, err)
-	b, err := tsdb.Open(tsdb.Options{URL: vm.URL, Mapping: m})
+	b, err := tsdb.Open(tsdb.Options{URL: vm.URL, API: api, Mapping: m})
 	require.NoError(t, err)
 	f := newFixture(t)
 	withEngine(t, f, b)
@@ -118,7 +125,17 @@ func TestAnalyzeThroughMapping(t *testing.T) {
 
 	w, err := f.acts.Store.Window(ctx, "cl1", end.Add(-time.Hour), end.Add(time.Minute))
 	require.NoError(t, err)
-	require.Len(t, w, 13) // 22:55 to 23:55, every 5 minutes
+	if api == tsdb.APIVictoriaMetrics {
+		require.Len(t, w, 13) // 22:55 to 23:55, every 5 minutes
+	} else {
+		// Stepped every 15 s: 22:55 to 23:55, the last sample carried
+		// forward up to the engine's staleness interval.
+		require.GreaterOrEqual(t, len(w), 241)
+		require.LessOrEqual(t, len(w), 245)
+		for i := 1; i < len(w); i++ {
+			require.Equal(t, 15*time.Second, w[i].Time.Sub(w[i-1].Time))
+		}
+	}
 	require.Equal(t, "volume/svm1:vol0", w[0].Component)
 	require.Equal(t, "volume.read_latency_ms", w[0].Metric)
 	require.InDelta(t, 1.5, w[0].Value, 1e-9)

@@ -288,6 +288,10 @@ func appendSeries(out []telemetry.Sample, box, comp, metric string, scale float6
 // whole time since 1970.
 var lookbacks = []time.Duration{3 * 24 * time.Hour, 62 * 24 * time.Hour}
 
+// promLookbacks are the windows LatestSample tries with the Prometheus
+// API: a box silent for longer has no data there.
+var promLookbacks = []time.Duration{3 * 24 * time.Hour, 31 * 24 * time.Hour}
+
 // LatestSample returns the time of box's newest sample, or an error
 // wrapping store.ErrNotFound.
 func (b *Backend) LatestSample(ctx context.Context, box string) (time.Time, error) {
@@ -301,7 +305,13 @@ func (b *Backend) LatestSample(ctx context.Context, box string) (time.Time, erro
 	}
 	at := time.Now().Add(MaxFutureSkew).Truncate(time.Second)
 	all := time.Duration(at.Unix()/86400) * 24 * time.Hour
-	for _, lb := range append(slices.Clone(lookbacks), all) {
+	tries := append(slices.Clone(lookbacks), all)
+	if b.o.API == APIPrometheus {
+		// A subquery's steps must not skip a sample (5 minutes of
+		// lookback each) and must stay few: up to 31 days back.
+		at, tries = time.Now().Add(time.Minute).Truncate(time.Second), promLookbacks
+	}
+	for _, lb := range tries {
 		var newest float64
 		for _, sel := range sels {
 			v, found, err := b.instant(ctx, b.latestQuery(sel, lb), at)
@@ -324,7 +334,11 @@ func (b *Backend) LatestSample(ctx context.Context, box string) (time.Time, erro
 func (b *Backend) latestQuery(sel string, lookback time.Duration) string {
 	d := strconv.FormatInt(int64(lookback/time.Second), 10) + "s"
 	if b.o.API == APIPrometheus {
-		return "max(max_over_time(timestamp(" + sel + ")[" + d + ":1m]))"
+		step := "1m"
+		if lookback > 3*24*time.Hour {
+			step = "5m"
+		}
+		return "max(max_over_time(timestamp(" + sel + ")[" + d + ":" + step + "]))"
 	}
 	return "max(tlast_over_time(" + sel + "[" + d + "]))"
 }

@@ -82,7 +82,7 @@ func TestOddNames(t *testing.T) {
 // TestWindowBounded: a window holding more than max_points fails with a
 // clear error instead of reading them all into memory.
 func TestWindowBounded(t *testing.T) {
-	b, _ := openVM(t, tsdb.Options{MaxPoints: 1000})
+	b, vm := openVM(t, tsdb.Options{MaxPoints: 1000})
 	ctx := t.Context()
 	at := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	var in []telemetry.Sample
@@ -97,6 +97,20 @@ func TestWindowBounded(t *testing.T) {
 	w, err := b.Window(ctx, "b1", at, at.Add(1000*time.Second))
 	require.NoError(t, err)
 	require.Len(t, w, 1000, "exactly max_points is allowed")
+
+	// query_range steps instead: 15 s at least, at most 10,000 steps a
+	// series; what is still over max_points fails the same way.
+	pb, err := tsdb.Open(tsdb.Options{URL: vm.URL, API: tsdb.APIPrometheus, MaxPoints: 1000})
+	require.NoError(t, err)
+	w, err = pb.Window(ctx, "b1", at, at.Add(2*time.Hour))
+	require.NoError(t, err)
+	require.NotEmpty(t, w)
+	require.LessOrEqual(t, len(w), 1000)
+	require.Equal(t, 15*time.Second, w[1].Time.Sub(w[0].Time), "stepped at 15 s, not 5,000 raw samples")
+	pb, err = tsdb.Open(tsdb.Options{URL: vm.URL, API: tsdb.APIPrometheus, MaxPoints: 100})
+	require.NoError(t, err)
+	_, err = pb.Window(ctx, "b1", at, at.Add(2*time.Hour))
+	require.ErrorIs(t, err, tsdb.ErrTooManyPoints)
 }
 
 // TestEngineErrors: an unreachable engine and an engine refusing the
