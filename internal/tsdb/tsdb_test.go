@@ -1,6 +1,8 @@
 package tsdb_test
 
 import (
+	"fmt"
+	"net/http"
 	"path/filepath"
 	"testing"
 	"time"
@@ -135,4 +137,52 @@ func TestEngineErrors(t *testing.T) {
 	require.NoError(t, err)
 	_, err = pb.AppendSamples(t.Context(), []telemetry.Sample{{Time: time.Now(), Box: "b", Component: "c/1", Metric: "m", Value: 1}})
 	require.ErrorIs(t, err, tsdb.ErrReadOnly)
+}
+
+// TestAuth: basic auth, a bearer token and a client certificate (mTLS)
+// reach an engine behind an authenticating HTTPS gateway; wrong or missing
+// credentials are refused with the gateway's answer, never echoing them.
+func TestAuth(t *testing.T) {
+	vm := tsdbtest.Start(t)
+	proxy := tsdbtest.StartProxy(t, vm.URL, func(r *http.Request) bool {
+		if u, p, ok := r.BasicAuth(); ok {
+			return u == "sanwatch" && p == "PW-4711"
+		}
+		return r.Header.Get("Authorization") == "Bearer TOKEN-4711"
+	})
+	at := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	tls := tsdb.Options{URL: proxy.URL, CAFile: proxy.CAFile, CertFile: proxy.CertFile, KeyFile: proxy.KeyFile, FlushAfterWrite: true}
+	tests := []struct {
+		name    string
+		mutate  func(o *tsdb.Options)
+		wantErr string
+	}{
+		{"basic", func(o *tsdb.Options) { o.Username, o.Password = "sanwatch", "PW-4711" }, ""},
+		{"bearer", func(o *tsdb.Options) { o.BearerToken = "TOKEN-4711" }, ""},
+		{"wrong password", func(o *tsdb.Options) { o.Username, o.Password = "sanwatch", "WRONG-PW" }, "401 Unauthorized"},
+		{"no credentials", func(*tsdb.Options) {}, "401 Unauthorized"},
+		{"no client certificate", func(o *tsdb.Options) { o.BearerToken, o.CertFile, o.KeyFile = "TOKEN-4711", "", "" }, "certificate"},
+		{"unknown CA", func(o *tsdb.Options) { o.BearerToken, o.CAFile = "TOKEN-4711", "" }, "certificate"},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := tls
+			tc.mutate(&o)
+			b, err := tsdb.Open(o)
+			require.NoError(t, err)
+			defer b.Close()
+			box := fmt.Sprintf("b%d", i)
+			_, err = b.AppendSamples(t.Context(), []telemetry.Sample{{Time: at, Box: box, Component: "disk/1", Metric: "disk.temperature_c", Value: 40}})
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				require.NotContains(t, err.Error(), "PW")
+				require.NotContains(t, err.Error(), "TOKEN")
+				return
+			}
+			require.NoError(t, err)
+			w, err := b.Window(t.Context(), box, at, at.Add(time.Second))
+			require.NoError(t, err)
+			require.Len(t, w, 1)
+		})
+	}
 }
