@@ -914,7 +914,7 @@ func TestCompose(t *testing.T) {
 func TestComposeServices(t *testing.T) {
 	p := loadProject(t)
 	want := []string{"codec-keys", "codec-server", "mailpit", "sanwatch-db", "starter", "temporal", "temporal-admin-tools", "temporal-db",
-		"temporal-schema", "temporal-ui", "worker"}
+		"temporal-schema", "temporal-ui", "victoriametrics", "worker"}
 	require.Equal(t, want, p.serviceNames())
 	require.Equal(t, []string{"codec-keys", "codec-server", "starter", "worker"}, p.sanwatchServices())
 }
