@@ -109,6 +109,8 @@ func testAnalyzeThroughMapping(t *testing.T, api string) {
 	d, err := b.Discover(ctx, end.Add(-48*time.Hour), end.Add(time.Minute))
 	require.NoError(t, err)
 	require.Equal(t, []string{"cl1", host}, d.Boxes)
+	require.Contains(t, d.Empty, "mapping netapp_harvest.yaml entry 2 (volume.write_latency_ms <- volume_write_latency): no series with label cluster from 2026-10-30T23:55:00Z to 2026-11-01T23:56:00Z",
+		"entries are numbered in their own file")
 	require.Contains(t, d.Empty, "mapping smartctl_exporter.yaml entry 2 (disk.pending_sectors <- smartctl_device_attribute{attribute_id=\"197\",attribute_value_type=\"raw\"}): no series with label instance from 2026-10-30T23:55:00Z to 2026-11-01T23:56:00Z")
 	require.NoError(t, f.acts.Store.TouchBoxes(ctx, d.Boxes))
 

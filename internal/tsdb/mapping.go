@@ -45,7 +45,8 @@ type Entry struct {
 	Scale    float64 `yaml:"scale"`
 	BoxLabel string  `yaml:"box_label"` // overrides Mapping.BoxLabel
 
-	file string
+	file string // the mapping file's base name
+	n    int    // the entry's number in its file, from 1
 	tmpl *template.Template
 }
 
@@ -75,7 +76,7 @@ func LoadMapping(paths ...string) (*Mapping, error) {
 		}
 		for i := range m.Entries {
 			e := &m.Entries[i]
-			e.file = filepath.Base(p)
+			e.file, e.n = filepath.Base(p), i+1
 			if e.BoxLabel == "" {
 				e.BoxLabel = m.BoxLabel
 			}
@@ -117,8 +118,8 @@ func (e *Entry) check() error {
 }
 
 // where names the entry in messages.
-func (e *Entry) where(i int) string {
-	return fmt.Sprintf("mapping %s entry %d (%s <- %s)", e.file, i+1, e.Metric, e.Selector)
+func (e *Entry) where() string {
+	return fmt.Sprintf("mapping %s entry %d (%s <- %s)", e.file, e.n, e.Metric, e.Selector)
 }
 
 func (e *Entry) scale() float64 {
@@ -176,8 +177,8 @@ func (b *Backend) Discover(ctx context.Context, from, to time.Time) (Discovery, 
 	type query struct{ where, label, selector string }
 	var qs []query
 	if b.o.Mapping != nil {
-		for i, e := range b.o.Mapping.Entries {
-			qs = append(qs, query{e.where(i), e.BoxLabel, e.Selector})
+		for _, e := range b.o.Mapping.Entries {
+			qs = append(qs, query{e.where(), e.BoxLabel, e.Selector})
 		}
 	} else {
 		qs = []query{{"sanwatch's own series", LabelBox, `{__name__=~"` + NamePrefix + `.+"}`}}

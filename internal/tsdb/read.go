@@ -231,15 +231,15 @@ func (b *Backend) window(ctx context.Context, box, kind string, from, to time.Ti
 	budget := b.o.MaxPoints
 	var out []telemetry.Sample
 	if b.o.Mapping != nil {
-		for i, e := range b.o.Mapping.Entries {
+		for _, e := range b.o.Mapping.Entries {
 			ss, err := b.read(ctx, e.boxSelector(e.BoxLabel, box), lo, hi, &budget)
 			if err != nil {
-				return nil, b.readErr(err, e.where(i), from, to)
+				return nil, b.readErr(err, e.where(), from, to)
 			}
 			for _, s := range ss {
 				comp, err := e.componentOf(s.labels)
 				if err != nil {
-					return nil, fmt.Errorf("%s: %w", e.where(i), err)
+					return nil, fmt.Errorf("%s: %w", e.where(), err)
 				}
 				if kind != "" && !strings.HasPrefix(comp, kind+"/") {
 					continue
