@@ -372,6 +372,8 @@ func (b *Backend) instant(ctx context.Context, query string, at time.Time) (floa
 }
 
 // CountSamples returns how many of sanwatch's own samples the engine holds.
+// It reads every sample's count over all time: for reports (Stats), not for
+// a hot path. With a mapping it returns 0: the samples are not sanwatch's.
 func (b *Backend) CountSamples(ctx context.Context) (int64, error) {
 	if b.o.Mapping != nil {
 		return 0, nil
