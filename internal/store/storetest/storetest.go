@@ -51,6 +51,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AnalyzerRuns", testAnalyzerRuns},
 		{"Stats", testStats},
 		{"DeleteSamplesBefore", testDeleteSamplesBefore},
+		{"Tokens", testTokens},
+		{"Intake", testIntake},
+		{"IntakeConcurrentRecord", testIntakeConcurrentRecord},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.f(t, open(t)) })
