@@ -1,0 +1,76 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
+
+	"github.com/sanwatch/sanwatch/internal/app"
+	"github.com/sanwatch/sanwatch/internal/receiver"
+)
+
+func (c *cli) receiveCmd() *cobra.Command {
+	var drainOnce, allowPlain bool
+	cmd := &cobra.Command{
+		Use:   "receive",
+		Short: "Run the receiver: boxes POST their telemetry to /v1/telemetry over HTTPS, with a token or a client certificate",
+		Long: `Receive serves POST /v1/telemetry, GET /v1/batches/{id} and GET /healthz on receiver.addr
+until it is stopped (SIGINT, SIGTERM: posts in flight finish). A body is validated, written to
+the batch store (batches.url) and recorded before it is answered with 202 and its batch and
+workflow ids; its IngestTelemetry workflow is started then, or, when Temporal is unreachable,
+from the outbox, which the receiver drains every receiver.sweep_every. Several receivers may
+serve the same store and batch store.
+
+Without receiver.cert_file and receiver.key_file the receiver speaks plain HTTP and listens on a
+loopback address only (--allow-plain-http lifts that, behind a proxy that terminates TLS).
+
+--drain-once starts the workflows of the outbox once and exits: the sweep a scheduler can run.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			logger := app.Logger(c.cfg, c.stderr)
+			st, err := c.openStore(ctx)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			opts, err := app.ClientOptions(c.cfg, logger, nil)
+			if err != nil {
+				return err
+			}
+			// Lazy: the receiver takes batches while Temporal is down.
+			tc, err := client.NewLazyClient(opts)
+			if err != nil {
+				return fmt.Errorf("temporal client for %s: %w", c.cfg.Temporal.Address, err)
+			}
+			defer tc.Close()
+			in, err := app.NewIntake(ctx, c.cfg, tc, st, logger)
+			if err != nil {
+				return err
+			}
+			defer in.Batches.Close()
+			if drainOnce {
+				res, err := in.Drain(ctx)
+				if jerr := json.NewEncoder(c.stdout).Encode(res); jerr != nil {
+					return jerr
+				}
+				if err != nil {
+					return err
+				}
+				if res.Failed > 0 {
+					return fmt.Errorf("drain outbox: %d workflow starts failed, %d batches still pending", res.Failed, res.Pending)
+				}
+				return nil
+			}
+			ro := app.ReceiverOptions(c.cfg)
+			ro.AllowPlainHTTP = allowPlain
+			return receiver.NewServer(in, ro).ListenAndServe(ctx)
+		},
+	}
+	cmd.Flags().BoolVar(&drainOnce, "drain-once", false, "start the workflows of the outbox once, print what happened as JSON, and exit")
+	cmd.Flags().BoolVar(&allowPlain, "allow-plain-http", false,
+		"serve plain HTTP on a non-loopback receiver.addr: only behind a proxy that terminates TLS on a private network")
+	return cmd
+}
