@@ -31,7 +31,9 @@ type IngestWorkflows struct {
 var _ receiver.Workflows = IngestWorkflows{}
 
 // WorkflowID returns the ingest workflow id of a batch.
-func (w IngestWorkflows) WorkflowID(batchID string) string { return workflows.IngestWorkflowID(batchID) }
+func (w IngestWorkflows) WorkflowID(batchID string) string {
+	return workflows.IngestWorkflowID(batchID)
+}
 
 // StartIngest starts the ingest workflow of the batch stored under blob;
 // one that runs or completed already counts as started.
