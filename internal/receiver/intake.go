@@ -71,6 +71,10 @@ type RejectError struct {
 
 func (e *RejectError) Error() string { return e.Reason }
 
+// Rejected reports true: the body is refused for good, and offering it
+// again cannot help (a drop directory quarantines such a file).
+func (e *RejectError) Rejected() bool { return true }
+
 func reject(status int, format string, args ...any) *RejectError {
 	return &RejectError{Status: status, Reason: fmt.Sprintf(format, args...)}
 }

@@ -414,6 +414,9 @@ func TestAcceptWithoutHTTP(t *testing.T) {
 	require.ErrorAs(t, err, &rej)
 	require.Equal(t, http.StatusUnsupportedMediaType, rej.Status)
 	require.Contains(t, rej.Reason, "notes.txt")
+	var refused interface{ Rejected() bool }
+	require.ErrorAs(t, err, &refused)
+	require.True(t, refused.Rejected())
 
 	// A store failure is an *UnavailableError, not a refusal.
 	in.TempDir = filepath.Join(t.TempDir(), "missing")
@@ -421,6 +424,7 @@ func TestAcceptWithoutHTTP(t *testing.T) {
 	var un *UnavailableError
 	require.ErrorAs(t, err, &un)
 	require.False(t, errors.As(err, &rej))
+	require.False(t, errors.As(err, &refused), "a transient failure is not a refusal")
 }
 
 func TestNewToken(t *testing.T) {
