@@ -115,11 +115,12 @@ func batchStatus(t *testing.T, addr, token, id string) (int, receiver.BatchStatu
 	return resp.StatusCode, st
 }
 
-// boxBatch is a CSV batch of box: n samples from minute seq*n on, a day ago.
+// boxBatch is a CSV batch of box: n minutes of two metrics from minute
+// seq*n on, starting 30 days ago.
 func boxBatch(box string, seq, n int) []byte {
 	var b bytes.Buffer
 	b.WriteString("time,box,component,metric,value\n")
-	t0 := time.Now().UTC().Add(-24 * time.Hour).Truncate(time.Minute)
+	t0 := time.Now().UTC().Add(-30 * 24 * time.Hour).Truncate(time.Minute)
 	for i := range n {
 		at := t0.Add(time.Duration(seq*n+i) * time.Minute)
 		fmt.Fprintf(&b, "%s,%s,pool/p0,pool.used_bytes,%d\n", at.Format(time.RFC3339), box, 1000+i)
@@ -336,7 +337,13 @@ func TestReceiverKilledMidLoad(t *testing.T) {
 			}
 		}()
 	}
-	<-killAt
+	posted := make(chan struct{})
+	go func() { wg.Wait(); close(posted) }()
+	select {
+	case <-killAt:
+	case <-posted:
+		t.Fatal("every post ended before the kill")
+	}
 	rp.kill()
 	<-rp.done
 	mu.Lock()
@@ -344,7 +351,7 @@ func TestReceiverKilledMidLoad(t *testing.T) {
 	mu.Unlock()
 	time.Sleep(500 * time.Millisecond)
 	rp = h.startReceiver(addr)
-	wg.Wait()
+	<-posted
 	t.Logf("killed after %d of %d batches were accepted", atKill, boxes*perBox)
 	require.Less(t, atKill, boxes*perBox, "the kill came midway")
 	require.Len(t, accepted, boxes*perBox)
