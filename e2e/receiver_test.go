@@ -306,6 +306,7 @@ func TestReceiverKilledMidLoad(t *testing.T) {
 
 	var mu sync.Mutex
 	accepted := map[string]bool{} // batch id, for every 202
+	cut := 0                      // posts that got no answer (the receiver died under them)
 	killAt := make(chan struct{})
 	var once sync.Once
 	var wg sync.WaitGroup
@@ -327,6 +328,11 @@ func TestReceiverKilledMidLoad(t *testing.T) {
 						}
 						mu.Unlock()
 						break
+					}
+					if err != nil {
+						mu.Lock()
+						cut++
+						mu.Unlock()
 					}
 					if attempt > 300 {
 						t.Errorf("box %s batch %d: never accepted: %d %v", box, i, code, err)
@@ -352,7 +358,7 @@ func TestReceiverKilledMidLoad(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	rp = h.startReceiver(addr)
 	<-posted
-	t.Logf("killed after %d of %d batches were accepted", atKill, boxes*perBox)
+	t.Logf("killed after %d of %d batches were accepted; %d posts got no answer and were retried", atKill, boxes*perBox, cut)
 	require.Less(t, atKill, boxes*perBox, "the kill came midway")
 	require.Len(t, accepted, boxes*perBox)
 	require.Contains(t, rp.Output(), "receiver listening")
