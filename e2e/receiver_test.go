@@ -159,7 +159,11 @@ func TestReceiverIngestsPostedBatches(t *testing.T) {
 	require.Equal(t, "ingest-"+rc.BatchID[:16], rc.WorkflowID)
 	st := waitStored(t, addr, tok, rc.BatchID)
 	require.EqualValues(t, 60, st.Batch.Accepted)
-	require.Equal(t, "Completed", st.Workflow)
+	// Stored, then analysed: the workflow completes.
+	require.Eventually(t, func() bool {
+		_, st = batchStatus(t, addr, tok, rc.BatchID)
+		return st.Workflow == "Completed"
+	}, 60*time.Second, 100*time.Millisecond, "workflow of the batch: %+v", st)
 
 	// In the store: the batch, its samples, the intake started.
 	s := h.openStore()
