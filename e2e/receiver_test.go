@@ -145,8 +145,14 @@ func waitStored(t *testing.T, addr, token, id string) receiver.BatchStatus {
 // subprocesses, enrols a box with `starter token create`, posts a batch and
 // follows it to stored; then refuses what it must, and a revoked token.
 func TestReceiverIngestsPostedBatches(t *testing.T) {
+	for _, driver := range []string{store.DriverSQLite, store.DriverPostgres} {
+		t.Run(driver, func(t *testing.T) { testReceiverIngests(t, driver == store.DriverPostgres) })
+	}
+}
+
+func testReceiverIngests(t *testing.T, postgres bool) {
 	addr := freeAddr(t)
-	h := newHarness(t, harnessOptions{extraYAML: receiverYAML(addr)})
+	h := newHarness(t, harnessOptions{extraYAML: receiverYAML(addr), postgres: postgres})
 	h.startWorker("main,analysis,email")
 	rp := h.startReceiver(addr)
 	tok := h.newToken("box-0001", "--label", "rack 4", "--expires", "720h")

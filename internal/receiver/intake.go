@@ -38,7 +38,7 @@ type Source struct {
 	// Box is the authenticated box: every sample must be of it. Empty
 	// allows samples of any box (a drop directory's files).
 	Box string
-	// Kind is store.SourceHTTP or store.SourceDrop.
+	// Kind is store.SourceHTTP or store.SourceDrop (empty: drop).
 	Kind string
 	// Name names the source in errors and logs: a remote address, a file name.
 	Name string
@@ -182,6 +182,9 @@ const tempPrefix = "post-"
 // body could not be stored, and otherwise a receipt: a batch whose workflow
 // did not start in time is stored and queued, never lost.
 func (in *Intake) Accept(ctx context.Context, src Source, body io.Reader) (Receipt, error) {
+	if src.Kind == "" {
+		src.Kind = store.SourceDrop
+	}
 	f, err := os.CreateTemp(in.TempDir, tempPrefix+"*")
 	if err != nil {
 		return Receipt{}, in.unavailable("cannot take the body: temporary file", err)

@@ -398,7 +398,7 @@ func TestAcceptWithoutHTTP(t *testing.T) {
 	ctx := context.Background()
 	// A drop file may hold several boxes.
 	body := append(csvBatch("b1", 0, 3), bytes.TrimPrefix(csvBatch("b2", 0, 3), []byte("time,box,component,metric,value\n"))...)
-	rc, err := in.Accept(ctx, Source{Kind: store.SourceDrop, Name: "fleet-0001.csv"}, bytes.NewReader(body))
+	rc, err := in.Accept(ctx, Source{Name: "fleet-0001.csv"}, bytes.NewReader(body))
 	require.NoError(t, err)
 	require.Equal(t, StatusStarted, rc.Status)
 	require.EqualValues(t, 6, rc.Samples)
