@@ -131,32 +131,8 @@ var postgresMigrations = []string{
 		rule     TEXT NOT NULL,
 		PRIMARY KEY (analyzer, rule)
 	);`,
-	// 7: the receiver's bearer tokens (their sha256, never the token) and its
-	// intake of posted batches: the outbox of workflows still to start.
-	`CREATE TABLE tokens (
-		id         TEXT   PRIMARY KEY,
-		box        TEXT   NOT NULL,
-		hash       TEXT   NOT NULL UNIQUE, -- hex sha256 of the token
-		label      TEXT   NOT NULL DEFAULT '',
-		created_at BIGINT NOT NULL, -- unix nanoseconds
-		expires_at BIGINT,          -- NULL: never
-		revoked_at BIGINT           -- NULL: not revoked
-	);
-	CREATE INDEX tokens_box ON tokens (box, created_at);
-	CREATE TABLE intake (
-		batch_id    TEXT   PRIMARY KEY, -- hex sha256 of the body as sent
-		box         TEXT   NOT NULL,    -- '' for a drop file (any box)
-		blob        TEXT   NOT NULL,    -- object key in the batch store
-		size        BIGINT NOT NULL,
-		source      TEXT   NOT NULL,    -- http or drop
-		source_name TEXT   NOT NULL DEFAULT '',
-		received_at BIGINT NOT NULL,
-		workflow_id TEXT   NOT NULL,
-		started_at  BIGINT,             -- NULL: in the outbox
-		attempts    BIGINT NOT NULL DEFAULT 0,
-		last_error  TEXT   NOT NULL DEFAULT ''
-	);
-	CREATE INDEX intake_pending ON intake (received_at, batch_id) WHERE started_at IS NULL;`,
+	// 7: the receiver's bearer tokens and its intake (the same SQL on both stores).
+	intakeMigration,
 }
 
 // migrationLockKey is the PostgreSQL advisory lock held while migrating
