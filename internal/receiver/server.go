@@ -266,9 +266,15 @@ func (o Options) checkPlain() error {
 		"set receiver.cert_file and receiver.key_file (or listen on 127.0.0.1 behind a proxy that terminates TLS)", o.Addr)
 }
 
-// httpServer returns the server with the timeouts that cut off slow clients.
+// httpServer returns the server with the timeouts that cut off slow
+// clients. It speaks HTTP/1.1 only, over TLS too: the header and body
+// timeouts that cut off a slow client are HTTP/1's, and a box posting a
+// batch every few minutes gains nothing from HTTP/2's streams.
 func (s *Server) httpServer(tc *tls.Config) *http.Server {
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
 	return &http.Server{
+		Protocols:         &protocols,
 		Handler:           s.Handler(),
 		TLSConfig:         tc,
 		ReadHeaderTimeout: s.opts.ReadHeaderTimeout,

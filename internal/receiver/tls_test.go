@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"io"
 	"math/big"
 	"net"
@@ -81,14 +82,18 @@ func writePEM(t *testing.T, dir, name string, c tls.Certificate) (certFile, keyF
 
 // tlsRig starts an HTTPS receiver whose client CA is ca (require: client
 // certificates are required) and returns it with the server's CA pool.
-func tlsRig(t *testing.T, ca *testCA, require_ bool) (*rig, *x509.CertPool) {
+func tlsRig(t *testing.T, ca *testCA, require_ bool, mod ...func(*Options)) (*rig, *x509.CertPool) {
 	t.Helper()
 	dir := t.TempDir()
 	now := time.Now()
 	certFile, keyFile := writePEM(t, dir, "server", ca.issue(t, "receiver", true, now.Add(-time.Hour), now.Add(time.Hour)))
 	caFile := filepath.Join(dir, "ca.pem")
 	require.NoError(t, os.WriteFile(caFile, ca.pem, 0o600))
-	r := newRig(t, Options{Addr: "0.0.0.0:0", CertFile: certFile, KeyFile: keyFile, ClientCAFile: caFile, RequireClientCert: require_}, nil)
+	opts := Options{Addr: "0.0.0.0:0", CertFile: certFile, KeyFile: keyFile, ClientCAFile: caFile, RequireClientCert: require_}
+	for _, m := range mod {
+		m(&opts)
+	}
+	r := newRig(t, opts, nil)
 	roots := x509.NewCertPool()
 	roots.AddCert(ca.cert)
 	return r, roots
@@ -151,8 +156,17 @@ func TestMutualTLS(t *testing.T) {
 		require.Error(t, err, name)
 		require.Regexp(t, "tls|certificate", err.Error(), name)
 	}
-	// TLS 1.1 is refused.
+	// HTTP/1.1 only, even to a client that offers HTTP/2.
+	h2 := r.withClient(roots, &b1, 0)
+	h2.client.Transport.(*http.Transport).ForceAttemptHTTP2 = true
 	req, err := http.NewRequest(http.MethodGet, r.url+"/healthz", nil)
+	require.NoError(t, err)
+	resp, err := h2.client.Do(req)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	require.Equal(t, "HTTP/1.1", resp.Proto)
+	// TLS 1.1 is refused.
+	req, err = http.NewRequest(http.MethodGet, r.url+"/healthz", nil)
 	require.NoError(t, err)
 	_, err = r.withClient(roots, nil, tls.VersionTLS11).client.Do(req)
 	require.ErrorContains(t, err, "protocol version")
@@ -250,4 +264,38 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 		require.Less(t, took, 5*time.Second)
 	})
 	require.Len(t, r.wf.started(), 1, "no slow body was accepted")
+}
+
+// TestSlowTLSClientsAreCutOff opens connections that stall in the TLS
+// handshake, and after it in the headers: both are closed after the header
+// timeout.
+func TestSlowTLSClientsAreCutOff(t *testing.T) {
+	ca := newCA(t, "boxes")
+	r, roots := tlsRig(t, ca, false, func(o *Options) { o.ReadHeaderTimeout = 300 * time.Millisecond })
+	addr := strings.TrimPrefix(r.url, "https://")
+	closedWithin := func(t *testing.T, conn net.Conn) time.Duration {
+		t.Helper()
+		start := time.Now()
+		require.NoError(t, conn.SetReadDeadline(time.Now().Add(10*time.Second)))
+		_, err := io.Copy(io.Discard, conn)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatal("the server never closed the stalled connection")
+		}
+		return time.Since(start)
+	}
+	t.Run("handshake", func(t *testing.T) {
+		conn, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		defer conn.Close()
+		require.Less(t, closedWithin(t, conn), 3*time.Second)
+	})
+	t.Run("headers", func(t *testing.T) {
+		conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots})
+		require.NoError(t, err)
+		defer conn.Close()
+		_, err = io.WriteString(conn, "POST /v1/telemetry HTTP/1.1\r\nHost: x\r\n")
+		require.NoError(t, err)
+		require.Less(t, closedWithin(t, conn), 3*time.Second)
+	})
 }
