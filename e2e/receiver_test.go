@@ -154,7 +154,8 @@ func testReceiverIngests(t *testing.T, postgres bool) {
 	addr := freeAddr(t)
 	h := newHarness(t, harnessOptions{extraYAML: receiverYAML(addr), postgres: postgres})
 	h.startWorker("main,analysis,email")
-	rp := h.startReceiver(addr)
+	metricsAddr := freeAddr(t)
+	rp := h.startReceiver(addr, "--metrics-addr", metricsAddr)
 	tok := h.newToken("box-0001", "--label", "rack 4", "--expires", "720h")
 
 	body := boxBatch("box-0001", 0, 30)
@@ -205,6 +206,18 @@ func testReceiverIngests(t *testing.T, postgres bool) {
 	code, _, raw = postBatch(t, addr, tok, boxBatch("box-0001", 1, 5))
 	require.Equal(t, http.StatusUnauthorized, code, raw)
 	require.Contains(t, raw, "was revoked")
+
+	// Its metrics count the answers.
+	code, metrics := get(t, "http://"+metricsAddr+"/metrics")
+	require.Equal(t, http.StatusOK, code)
+	for _, want := range []string{
+		`sanwatch_receiver_posts_total{code="202"} 2`, `sanwatch_receiver_posts_total{code="401"} 1`,
+		`sanwatch_receiver_posts_total{code="403"} 1`, `sanwatch_receiver_posts_total{code="413"} 1`,
+		`sanwatch_receiver_posts_total{code="415"} 1`, "sanwatch_receiver_accepted_samples_total 120",
+		"sanwatch_receiver_outbox_pending 0",
+	} {
+		require.Contains(t, metrics, want)
+	}
 
 	// SIGTERM stops it cleanly; its log never held the token.
 	require.NoError(t, rp.cmd.Process.Signal(syscall.SIGTERM))

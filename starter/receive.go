@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 
@@ -8,11 +9,13 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/sanwatch/sanwatch/internal/app"
+	"github.com/sanwatch/sanwatch/internal/metrics"
 	"github.com/sanwatch/sanwatch/internal/receiver"
 )
 
 func (c *cli) receiveCmd() *cobra.Command {
 	var drainOnce, allowPlain bool
+	var metricsAddr string
 	cmd := &cobra.Command{
 		Use:   "receive",
 		Short: "Run the receiver: boxes POST their telemetry to /v1/telemetry over HTTPS, with a token or a client certificate",
@@ -36,7 +39,11 @@ loopback address only (--allow-plain-http lifts that, behind a proxy that termin
 				return err
 			}
 			defer st.Close()
-			opts, err := app.ClientOptions(c.cfg, logger, nil)
+			var m *metrics.Metrics
+			if metricsAddr != "" {
+				m = metrics.New()
+			}
+			opts, err := app.ClientOptions(c.cfg, logger, m)
 			if err != nil {
 				return err
 			}
@@ -66,9 +73,25 @@ loopback address only (--allow-plain-http lifts that, behind a proxy that termin
 			}
 			ro := app.ReceiverOptions(c.cfg)
 			ro.AllowPlainHTTP = allowPlain
-			return receiver.NewServer(in, ro).ListenAndServe(ctx)
+			if m == nil {
+				return receiver.NewServer(in, ro).ListenAndServe(ctx)
+			}
+			ro.Metrics = receiver.NewMetrics(m.Registry())
+			// Either server failing (address in use, ...) stops both.
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			errc := make(chan error, 2)
+			go func() { errc <- metrics.Serve(ctx, metricsAddr, m, nil) }()
+			go func() { errc <- receiver.NewServer(in, ro).ListenAndServe(ctx) }()
+			err = <-errc
+			cancel()
+			if err2 := <-errc; err == nil {
+				err = err2
+			}
+			return err
 		},
 	}
+	cmd.Flags().StringVar(&metricsAddr, "metrics-addr", "", "serve /metrics (posts by status, bytes, outbox) and /healthz on this address (default: none)")
 	cmd.Flags().BoolVar(&drainOnce, "drain-once", false, "start the workflows of the outbox once, print what happened as JSON, and exit")
 	cmd.Flags().BoolVar(&allowPlain, "allow-plain-http", false,
 		"serve plain HTTP on a non-loopback receiver.addr: only behind a proxy that terminates TLS on a private network")

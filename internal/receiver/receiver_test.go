@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sanwatch/sanwatch/internal/blobstore"
@@ -445,4 +447,31 @@ func TestNewToken(t *testing.T) {
 	require.True(t, rec2.ExpiresAt.IsZero())
 	_, _, err = NewToken("", "", 0, now)
 	require.EqualError(t, err, "new token: box is required")
+}
+
+func TestMetrics(t *testing.T) {
+	m := NewMetrics(prometheus.NewRegistry())
+	down := errors.New("temporal unreachable")
+	r := newRig(t, Options{Addr: "127.0.0.1:0", Metrics: m, SweepEvery: time.Hour}, func(in *Intake) {
+		in.Workflows.(*fakeWorkflows).setStart(func(string, string) error { return down })
+	})
+	tok := r.token("b1")
+	body := csvBatch("b1", 0, 7)
+	for range 2 {
+		a := r.post(tok, bytes.NewReader(body))
+		require.Equal(t, http.StatusAccepted, a.status, a.raw)
+	}
+	require.Equal(t, http.StatusUnauthorized, r.post("", bytes.NewReader(body)).status)
+	require.Equal(t, http.StatusForbidden, r.post(tok, bytes.NewReader(csvBatch("b2", 0, 7))).status)
+	require.Equal(t, 2.0, testutil.ToFloat64(m.Posts.WithLabelValues("202")))
+	require.Equal(t, 1.0, testutil.ToFloat64(m.Posts.WithLabelValues("401")))
+	require.Equal(t, 1.0, testutil.ToFloat64(m.Posts.WithLabelValues("403")))
+	require.Equal(t, float64(2*len(body)), testutil.ToFloat64(m.Bytes))
+	require.Equal(t, 14.0, testutil.ToFloat64(m.Samples))
+	// The outbox gauge follows the drains of the server's loop.
+	r.srv.drainOnce(context.Background())
+	require.Equal(t, 1.0, testutil.ToFloat64(m.Outbox))
+	r.wf.setStart(nil)
+	r.srv.drainOnce(context.Background())
+	require.Equal(t, 0.0, testutil.ToFloat64(m.Outbox))
 }

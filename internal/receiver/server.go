@@ -46,6 +46,8 @@ type Options struct {
 	ReadHeaderTimeout, ReadTimeout time.Duration
 	// SweepEvery is how often the outbox is drained (0: never).
 	SweepEvery time.Duration
+	// Metrics, when set, count posts, bytes and the outbox.
+	Metrics *Metrics
 }
 
 // maxHeaderBytes bounds a request's headers.
@@ -124,7 +126,20 @@ func (s *Server) allow(box string) (bool, time.Duration) {
 	return true, 0
 }
 
-func (s *Server) post(w http.ResponseWriter, r *http.Request) {
+// statusWriter remembers the status code written.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (s *Server) post(rw http.ResponseWriter, r *http.Request) {
+	w := &statusWriter{ResponseWriter: rw}
+	defer func() { s.opts.Metrics.post(w.code) }()
 	start := time.Now()
 	box, rej := s.authenticate(r.Context(), r)
 	if rej != nil {
@@ -175,6 +190,7 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request) {
 	s.logger.Info("batch accepted", "box", box, "remote", r.RemoteAddr, "batch", short(rc.BatchID),
 		"status", rc.Status, "duplicate", rc.Duplicate, "bytes", rc.Size, "samples", rc.Samples,
 		"rejected", rc.Rejected, "took", time.Since(start).Round(time.Millisecond))
+	s.opts.Metrics.accepted(rc)
 	w.Header().Set("Location", "/v1/batches/"+rc.BatchID)
 	writeJSON(w, http.StatusAccepted, rc)
 }
@@ -353,17 +369,25 @@ func (s *Server) drainLoop(ctx context.Context) {
 	t := time.NewTicker(s.opts.SweepEvery)
 	defer t.Stop()
 	for {
-		res, err := s.intake.Drain(ctx)
-		switch {
-		case err != nil && ctx.Err() == nil:
-			s.logger.Warn("drain outbox", "error", err)
-		case res.Started > 0 || res.Failed > 0:
-			s.logger.Info("outbox drained", "started", res.Started, "failed", res.Failed, "pending", res.Pending)
-		}
+		s.drainOnce(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// drainOnce drains the outbox, logs what it did and updates the gauge.
+func (s *Server) drainOnce(ctx context.Context) {
+	res, err := s.intake.Drain(ctx)
+	if err == nil {
+		s.opts.Metrics.pending(res.Pending)
+	}
+	switch {
+	case err != nil && ctx.Err() == nil:
+		s.logger.Warn("drain outbox", "error", err)
+	case res.Started > 0 || res.Failed > 0:
+		s.logger.Info("outbox drained", "started", res.Started, "failed", res.Failed, "pending", res.Pending)
 	}
 }
