@@ -280,10 +280,11 @@ const (
 	drainParallel = 8
 )
 
-// Drain starts the workflows of the outbox, oldest first, page by page. A
-// page in which a start fails ends the pass (the workflow service is likely
-// down; the next pass tries again). Receivers may drain at once: a start is
-// idempotent.
+// Drain starts the workflows of the outbox, oldest first, page by page. The
+// first failed start ends the pass once the starts in flight are done (the
+// workflow service is likely down; the next pass tries again), so that a
+// pass never waits out the start timeout for every queued batch. Receivers
+// may drain at once: a start is idempotent.
 func (in *Intake) Drain(ctx context.Context) (DrainResult, error) {
 	in.drainMu.Lock()
 	defer in.drainMu.Unlock()
@@ -298,7 +299,10 @@ func (in *Intake) Drain(ctx context.Context) (DrainResult, error) {
 		sem := make(chan struct{}, drainParallel)
 		failed := 0
 		for _, rec := range page {
-			if ctx.Err() != nil {
+			mu.Lock()
+			stop := failed > 0 // the service is likely down: no more waits this pass
+			mu.Unlock()
+			if stop || ctx.Err() != nil {
 				break
 			}
 			wg.Add(1)
