@@ -207,19 +207,41 @@ func (in *Intake) Accept(ctx context.Context, src Source, body io.Reader) (Recei
 	if err := in.putBlob(ctx, rec, f); err != nil {
 		return Receipt{}, err
 	}
-	created, err := in.Store.RecordIntake(ctx, rec)
+	r := Receipt{BatchID: v.id, WorkflowID: rec.WorkflowID, Size: v.size,
+		Samples: v.res.Accepted, Rejected: v.res.Rejected, Status: StatusStarted}
+	prev, err := in.Store.Intake(ctx, v.id)
+	switch {
+	case err == nil:
+		// Accepted before: the first record stands.
+		r.Duplicate, r.WorkflowID = true, prev.WorkflowID
+		if prev.StartedAt.IsZero() {
+			r.Status = in.start(ctx, prev)
+		}
+		return r, nil
+	case !errors.Is(err, store.ErrNotFound):
+		return Receipt{}, in.unavailable("cannot read the batch's record: database", err)
+	}
+	// A new batch: its workflow is started first and the intake recorded
+	// with the outcome, one write. The body is in the batch store already,
+	// and until the intake is recorded no one has been told the batch was
+	// accepted: a receiver that dies in between loses nothing the box
+	// does not send again (and starting the workflow again is harmless).
+	rec.Attempts = 1
+	if err := in.startWorkflow(ctx, rec); err != nil {
+		r.Status, rec.LastError = StatusQueued, err.Error()
+	} else {
+		rec.StartedAt = in.now().UTC()
+	}
+	created, err := in.Store.RecordIntake(context.WithoutCancel(ctx), rec)
 	if err != nil {
 		return Receipt{}, in.unavailable("cannot record the batch: database", err)
 	}
 	if !created {
-		if rec, err = in.Store.Intake(ctx, v.id); err != nil {
-			return Receipt{}, in.unavailable("cannot read the batch's record: database", err)
+		// The same body, posted at the same moment, was recorded first.
+		r.Duplicate = true
+		if r.Status == StatusStarted {
+			in.markStarted(ctx, rec.BatchID)
 		}
-	}
-	r := Receipt{BatchID: v.id, WorkflowID: rec.WorkflowID, Duplicate: !created, Size: v.size,
-		Samples: v.res.Accepted, Rejected: v.res.Rejected, Status: StatusStarted}
-	if rec.StartedAt.IsZero() {
-		r.Status = in.start(ctx, rec)
 	}
 	return r, nil
 }
@@ -240,28 +262,41 @@ func (in *Intake) putBlob(ctx context.Context, rec store.Intake, f *os.File) err
 	return nil
 }
 
-// start tries to start the workflow of an intake within the start timeout
-// and records the outcome; it returns StatusStarted or StatusQueued.
-func (in *Intake) start(ctx context.Context, rec store.Intake) string {
-	// The outcome is recorded even when the caller has gone away.
-	ctx = context.WithoutCancel(ctx)
-	sctx, cancel := context.WithTimeout(ctx, in.Limits.StartTimeout)
-	err := in.Workflows.StartIngest(sctx, rec.BatchID, rec.Blob)
-	cancel()
-	mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+// startWorkflow tries to start the workflow of an intake within the start
+// timeout, even when the caller has gone away.
+func (in *Intake) startWorkflow(ctx context.Context, rec store.Intake) error {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), in.Limits.StartTimeout)
 	defer cancel()
+	err := in.Workflows.StartIngest(sctx, rec.BatchID, rec.Blob)
 	if err != nil {
 		in.logger().Warn("ingest workflow not started: batch queued in the outbox",
 			"batch", short(rec.BatchID), "workflow", rec.WorkflowID, "error", err)
+	}
+	return err
+}
+
+// markStarted records that an intake's workflow started.
+func (in *Intake) markStarted(ctx context.Context, batchID string) {
+	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := in.Store.MarkIntakeStarted(mctx, batchID, in.now().UTC()); err != nil {
+		// The drain starts it again, which is harmless: the start is idempotent.
+		in.logger().Error("record started workflow", "batch", short(batchID), "error", err)
+	}
+}
+
+// start tries to start the workflow of a recorded intake and records the
+// outcome; it returns StatusStarted or StatusQueued.
+func (in *Intake) start(ctx context.Context, rec store.Intake) string {
+	if err := in.startWorkflow(ctx, rec); err != nil {
+		mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
 		if merr := in.Store.MarkIntakeFailed(mctx, rec.BatchID, err.Error()); merr != nil {
 			in.logger().Error("record failed workflow start", "batch", short(rec.BatchID), "error", merr)
 		}
 		return StatusQueued
 	}
-	if merr := in.Store.MarkIntakeStarted(mctx, rec.BatchID, in.now().UTC()); merr != nil {
-		// The drain starts it again, which is harmless: the start is idempotent.
-		in.logger().Error("record started workflow", "batch", short(rec.BatchID), "error", merr)
-	}
+	in.markStarted(ctx, rec.BatchID)
 	return StatusStarted
 }
 
