@@ -176,8 +176,8 @@ func (in *Intake) unavailable(reason string, err error) *UnavailableError {
 // tempPrefix starts the names of the temporary files of bodies.
 const tempPrefix = "post-"
 
-// Accept validates a body from src, stores it in the batch store, records it
-// in the intake and tries to start its ingest workflow. It returns a
+// Accept validates a body from src, stores it in the batch store, tries to
+// start its ingest workflow and records it in the intake. It returns a
 // *RejectError for a body that is refused, an *UnavailableError when the
 // body could not be stored, and otherwise a receipt: a batch whose workflow
 // did not start in time is stored and queued, never lost.
@@ -232,7 +232,10 @@ func (in *Intake) Accept(ctx context.Context, src Source, body io.Reader) (Recei
 	} else {
 		rec.StartedAt = in.now().UTC()
 	}
-	created, err := in.Store.RecordIntake(context.WithoutCancel(ctx), rec)
+	// Recorded even when the caller has gone away: the workflow may run.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	created, err := in.Store.RecordIntake(rctx, rec)
+	cancel()
 	if err != nil {
 		return Receipt{}, in.unavailable("cannot record the batch: database", err)
 	}

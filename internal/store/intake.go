@@ -70,7 +70,8 @@ type IntakeStore interface {
 	Tokens(ctx context.Context, box string) ([]Token, error)
 
 	// RecordIntake records an accepted batch unless one with the same
-	// batch id is recorded, and reports whether it was new.
+	// batch id is recorded, and reports whether it was new. LastError is
+	// kept up to 1024 bytes.
 	RecordIntake(ctx context.Context, in Intake) (created bool, err error)
 	// Intake returns the intake of a batch, or ErrNotFound.
 	Intake(ctx context.Context, batchID string) (Intake, error)
@@ -310,6 +311,9 @@ func (db intakeDB) recordIntake(ctx context.Context, in Intake) (bool, error) {
 	started, err := optNanos(in.StartedAt)
 	if err != nil {
 		return false, fmt.Errorf("record intake %s: started_at: %w", in.BatchID, err)
+	}
+	if len(in.LastError) > maxIntakeError {
+		in.LastError = in.LastError[:maxIntakeError]
 	}
 	n, err := db.exec(ctx, `INSERT INTO intake (`+intakeColumns+`) VALUES (`+db.phs(11)+`)
 		ON CONFLICT (batch_id) DO NOTHING`,

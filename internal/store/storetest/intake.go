@@ -109,6 +109,15 @@ func testIntake(t *testing.T, s store.Store) {
 	require.Equal(t, in("a", at), got)
 	_, err = is.Intake(ctx, "zz")
 	require.ErrorIs(t, err, store.ErrNotFound)
+	queued := in("q", at.Add(3*time.Second))
+	queued.Attempts, queued.LastError = 1, strings.Repeat("y", 2000)
+	created, err = is.RecordIntake(ctx, queued)
+	require.NoError(t, err)
+	require.True(t, created)
+	got, err = is.Intake(ctx, "q")
+	require.NoError(t, err)
+	require.Equal(t, 1, got.Attempts)
+	require.Equal(t, strings.Repeat("y", 1024), got.LastError)
 	_, err = is.RecordIntake(ctx, store.Intake{BatchID: "d", ReceivedAt: at})
 	require.EqualError(t, err, "record intake: batch id, blob, workflow id and source are required")
 
@@ -119,9 +128,18 @@ func testIntake(t *testing.T, s store.Store) {
 		}
 		return out
 	}
+	started := in("s", at)
+	started.StartedAt, started.Attempts = at.Add(time.Second), 1
+	created, err = is.RecordIntake(ctx, started)
+	require.NoError(t, err)
+	require.True(t, created)
+	got, err = is.Intake(ctx, "s")
+	require.NoError(t, err)
+	require.Equal(t, started, got, "recorded started: not pending")
+
 	pending, err := is.PendingIntakes(ctx, 10)
 	require.NoError(t, err)
-	require.Equal(t, []string{"a", "b", "c"}, ids(pending))
+	require.Equal(t, []string{"a", "b", "c", "q"}, ids(pending))
 	pending, err = is.PendingIntakes(ctx, 2)
 	require.NoError(t, err)
 	require.Equal(t, []string{"a", "b"}, ids(pending))
@@ -129,7 +147,7 @@ func testIntake(t *testing.T, s store.Store) {
 	require.Error(t, err)
 	n, err := is.CountPendingIntakes(ctx)
 	require.NoError(t, err)
-	require.Equal(t, 3, n)
+	require.Equal(t, 4, n)
 
 	// Failed attempts count and keep the last error (bounded); a start
 	// clears it; nothing changes a started intake.
@@ -153,10 +171,10 @@ func testIntake(t *testing.T, s store.Store) {
 
 	pending, err = is.PendingIntakes(ctx, 10)
 	require.NoError(t, err)
-	require.Equal(t, []string{"b", "c"}, ids(pending))
+	require.Equal(t, []string{"b", "c", "q"}, ids(pending))
 	n, err = is.CountPendingIntakes(ctx)
 	require.NoError(t, err)
-	require.Equal(t, 2, n)
+	require.Equal(t, 3, n)
 
 	// Retention deletes started intakes only, in pages.
 	require.NoError(t, is.MarkIntakeStarted(ctx, "b", at.Add(time.Minute)))
@@ -165,11 +183,15 @@ func testIntake(t *testing.T, s store.Store) {
 	require.Equal(t, 1, d)
 	d, err = is.DeleteIntakesBefore(ctx, at.Add(time.Hour), 10)
 	require.NoError(t, err)
-	require.Equal(t, 1, d, "c is pending: kept")
-	_, err = is.Intake(ctx, "a")
-	require.ErrorIs(t, err, store.ErrNotFound)
-	_, err = is.Intake(ctx, "c")
-	require.NoError(t, err)
+	require.Equal(t, 2, d, "a, b and s are started: gone; c and q are pending: kept")
+	for _, id := range []string{"a", "b", "s"} {
+		_, err = is.Intake(ctx, id)
+		require.ErrorIs(t, err, store.ErrNotFound, id)
+	}
+	for _, id := range []string{"c", "q"} {
+		_, err = is.Intake(ctx, id)
+		require.NoError(t, err, id)
+	}
 }
 
 // testIntakeConcurrentRecord records the same batches from several
