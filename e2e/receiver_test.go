@@ -3,12 +3,16 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -411,4 +415,57 @@ func TestReceiverKilledMidLoad(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, boxes*perBox, stats.Batches, "as many batches stored as were accepted")
 	require.EqualValues(t, boxes*perBox*2000*2, stats.Samples)
+}
+
+// TestReceiverDropDirectory runs `starter receive` with a drop directory:
+// a batch renamed into place is ingested and moved to done/, a file that is
+// not telemetry goes to quarantine/ with the reason.
+func TestReceiverDropDirectory(t *testing.T) {
+	addr := freeAddr(t)
+	h := newHarnessWithDrop(t, addr)
+	drop := filepath.Join(h.dir, "drop")
+	h.startWorker("main,analysis,email")
+	h.startReceiver(addr)
+
+	// Two boxes in one file: a drop may carry any box.
+	body := append(boxBatch("box-0001", 0, 10), bytes.TrimPrefix(boxBatch("box-0002", 0, 10), []byte("time,box,component,metric,value\n"))...)
+	require.NoError(t, os.WriteFile(filepath.Join(drop, "fleet.csv.part"), body, 0o600))
+	require.NoError(t, os.Rename(filepath.Join(drop, "fleet.csv.part"), filepath.Join(drop, "fleet.csv")))
+	require.NoError(t, os.WriteFile(filepath.Join(drop, "notes.csv"), []byte("dear operator,\nplease\n"), 0o600))
+
+	s := h.openStore()
+	id := fmt.Sprintf("%x", sha256.Sum256(body))
+	require.Eventually(t, func() bool {
+		b, err := s.Batch(context.Background(), id)
+		return err == nil && b.Status == store.BatchStored
+	}, 60*time.Second, 100*time.Millisecond, "the dropped batch was never stored")
+	is, err := store.AsIntakeStore(s)
+	require.NoError(t, err)
+	rec, err := is.Intake(context.Background(), id)
+	require.NoError(t, err)
+	require.Equal(t, store.SourceDrop, rec.Source)
+	require.Empty(t, rec.Box)
+	require.Eventually(t, func() bool {
+		_, err := os.Stat(filepath.Join(drop, "done", "fleet.csv"))
+		return err == nil
+	}, 10*time.Second, 50*time.Millisecond, "fleet.csv not moved to done/")
+	require.Eventually(t, func() bool {
+		reason, err := os.ReadFile(filepath.Join(drop, "quarantine", "notes.csv.reason"))
+		return err == nil && strings.Contains(string(reason), "unsupported format")
+	}, 10*time.Second, 50*time.Millisecond, "notes.csv not quarantined with its reason")
+}
+
+// newHarnessWithDrop is a harness whose receiver on addr also watches
+// <dir>/drop.
+func newHarnessWithDrop(t *testing.T, addr string) *harness {
+	t.Helper()
+	// The drop directory must exist before the receiver starts; the
+	// harness directory is made by newHarness, so the path is fixed after.
+	h := newHarness(t, harnessOptions{extraYAML: receiverYAML(addr) + "  drop_quiet: 200ms\n"})
+	drop := filepath.Join(h.dir, "drop")
+	require.NoError(t, os.MkdirAll(drop, 0o750))
+	cfg, err := os.ReadFile(h.cfgPath)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(h.cfgPath, append(cfg, []byte(fmt.Sprintf("  drop_dirs: [%s]\n", drop))...), 0o600))
+	return h
 }

@@ -29,6 +29,9 @@ serve the same store and batch store.
 Without receiver.cert_file and receiver.key_file the receiver speaks plain HTTP and listens on a
 loopback address only (--allow-plain-http lifts that, behind a proxy that terminates TLS).
 
+With receiver.drop_dirs set it also watches those directories and ingests each complete file
+dropped there the same way (see receiver.drop_quiet), moving it to done/ or quarantine/.
+
 --drain-once starts the workflows of the outbox once and exits: the sweep a scheduler can run.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -73,20 +76,34 @@ loopback address only (--allow-plain-http lifts that, behind a proxy that termin
 			}
 			ro := app.ReceiverOptions(c.cfg)
 			ro.AllowPlainHTTP = allowPlain
-			if m == nil {
-				return receiver.NewServer(in, ro).ListenAndServe(ctx)
+			dw, err := app.DropWatcher(c.cfg, in, logger)
+			if err != nil {
+				return err
 			}
-			ro.Metrics = receiver.NewMetrics(m.Registry())
-			// Either server failing (address in use, ...) stops both.
+			// The servers (and the drop watcher) run together: one failing
+			// (address in use, ...) stops the others.
 			ctx, cancel := context.WithCancel(ctx)
 			defer cancel()
-			errc := make(chan error, 2)
-			go func() { errc <- metrics.Serve(ctx, metricsAddr, m, nil) }()
-			go func() { errc <- receiver.NewServer(in, ro).ListenAndServe(ctx) }()
+			var runs []func(context.Context) error
+			if m != nil {
+				ro.Metrics = receiver.NewMetrics(m.Registry())
+				runs = append(runs, func(ctx context.Context) error { return metrics.Serve(ctx, metricsAddr, m, nil) })
+			}
+			if dw != nil {
+				runs = append(runs, dw.Run)
+			}
+			srv := receiver.NewServer(in, ro)
+			runs = append(runs, srv.ListenAndServe)
+			errc := make(chan error, len(runs))
+			for _, run := range runs {
+				go func() { errc <- run(ctx) }()
+			}
 			err = <-errc
 			cancel()
-			if err2 := <-errc; err == nil {
-				err = err2
+			for range runs[1:] {
+				if err2 := <-errc; err == nil {
+					err = err2
+				}
 			}
 			return err
 		},

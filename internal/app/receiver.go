@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/sanwatch/sanwatch/config"
 	"github.com/sanwatch/sanwatch/internal/blobstore"
+	"github.com/sanwatch/sanwatch/internal/dropdir"
 	"github.com/sanwatch/sanwatch/internal/receiver"
 	"github.com/sanwatch/sanwatch/internal/store"
 	"github.com/sanwatch/sanwatch/workflows"
@@ -105,4 +107,27 @@ func NewIntake(ctx context.Context, cfg *config.Config, c client.Client, st stor
 		TempDir: tmp,
 		Logger:  logger,
 	}, nil
+}
+
+// DropWatcher returns the watcher of receiver.drop_dirs, which hands each
+// complete file to in (as a drop: samples of any box) and moves it to done/,
+// or to quarantine/ with the reason when in refuses it; nil when no drop
+// directory is configured. done/ keeps files for retention.batches,
+// quarantine/ for retention.quarantine.
+func DropWatcher(cfg *config.Config, in *receiver.Intake, logger *slog.Logger) (*dropdir.Watcher, error) {
+	if len(cfg.Receiver.DropDirs) == 0 {
+		return nil, nil
+	}
+	accept := dropdir.AcceptorFunc(func(ctx context.Context, name string, body io.Reader) (dropdir.Receipt, error) {
+		rc, err := in.Accept(ctx, receiver.Source{Kind: store.SourceDrop, Name: name}, body)
+		return dropdir.Receipt{BatchID: rc.BatchID, WorkflowID: rc.WorkflowID, Duplicate: rc.Duplicate}, err
+	})
+	w, err := dropdir.New(dropdir.Options{
+		Dirs: cfg.Receiver.DropDirs, Quiet: cfg.Receiver.DropQuiet, Acceptor: accept, Logger: logger,
+		DoneRetention: cfg.Retention.Batches, QuarantineRetention: cfg.Retention.Quarantine,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("receiver.drop_dirs: %w", err)
+	}
+	return w, nil
 }
