@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -30,7 +31,7 @@ import (
 )
 
 // Logger returns the slog logger the configuration asks for, writing to w.
-func Logger(cfg *config.Config, w *os.File) *slog.Logger {
+func Logger(cfg *config.Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
 	opts := &slog.HandlerOptions{Level: level}

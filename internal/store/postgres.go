@@ -131,6 +131,8 @@ var postgresMigrations = []string{
 		rule     TEXT NOT NULL,
 		PRIMARY KEY (analyzer, rule)
 	);`,
+	// 7: the receiver's bearer tokens and its intake (the same SQL on both stores).
+	intakeMigration,
 }
 
 // migrationLockKey is the PostgreSQL advisory lock held while migrating

@@ -135,6 +135,8 @@ var sqliteMigrations = []string{
 		rule     TEXT NOT NULL,
 		PRIMARY KEY (analyzer, rule)
 	) WITHOUT ROWID;`,
+	// 7: the receiver's bearer tokens and its intake (the same SQL on both stores).
+	intakeMigration,
 }
 
 // SQLite is the embedded Store: one database file in WAL mode. Writes go

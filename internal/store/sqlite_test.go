@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -51,8 +52,8 @@ func TestSQLiteReopen(t *testing.T) {
 	db := rawSQLite(t, path)
 	var versions, maxVersion int
 	require.NoError(t, db.QueryRowContext(ctx, `SELECT COUNT(*), MAX(version) FROM schema_migrations`).Scan(&versions, &maxVersion))
-	require.Equal(t, 6, versions)
-	require.Equal(t, 6, maxVersion)
+	require.Equal(t, schemaVersions, versions)
+	require.Equal(t, schemaVersions, maxVersion)
 	var mode string
 	require.NoError(t, db.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode))
 	require.Equal(t, "wal", mode)
@@ -66,7 +67,7 @@ func TestSQLiteNewerSchema(t *testing.T) {
 	_, err = rawSQLite(t, path).Exec(`INSERT INTO schema_migrations (version, applied_at) VALUES (99, 0)`)
 	require.NoError(t, err)
 	_, err = store.OpenSQLite(path)
-	require.EqualError(t, err, "open sqlite "+path+": migrate schema: database is at version 99, this build knows up to 6")
+	require.EqualError(t, err, "open sqlite "+path+": migrate schema: database is at version 99, this build knows up to "+strconv.Itoa(schemaVersions))
 }
 
 func TestSQLiteInInventory(t *testing.T) {

@@ -46,6 +46,9 @@ func RunWith(t *testing.T, open func(t *testing.T) store.Store, opt SampleOption
 		{"Emails", testEmails},
 		{"AnalyzerRuns", testAnalyzerRuns},
 		{"Stats", testStats},
+		{"Tokens", testTokens},
+		{"Intake", testIntake},
+		{"IntakeConcurrentRecord", testIntakeConcurrentRecord},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.f(t, open(t)) })
