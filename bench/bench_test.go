@@ -54,6 +54,8 @@ func TestQuickBench(t *testing.T) {
 		{"latency", []string{"latency: batch landed -> email accepted by SMTP, p50", "latency: p99", "latency: max"}},
 		{"scale", []string{"scale: FleetScan of 1,500 boxes", "scale: workflow runs", "scale: max history events per run",
 			"scale: peak RSS", "scale: Go heap in use at 25%", "scale: Go heap in use at 50%", "scale: Go heap in use at 75%", "scale: Go heap in use at 100%"}},
+		{"receive", []string{"receive 20 boxes: batches accepted per second", "receive 20 boxes: POST answer p50", "receive 20 boxes: POST answer p99",
+			"receive 20 boxes: posted -> email accepted p50", "receive 20 boxes: posted -> email accepted p99", "receive 20 boxes: batches stored / 202 answers"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

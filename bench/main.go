@@ -46,7 +46,7 @@ func main() {
 }
 
 // sections are the parts of the bench, in the order they run.
-var sections = []string{"ingest", "scan", "latency", "scale", "tsdb"}
+var sections = []string{"ingest", "scan", "latency", "scale", "tsdb", "receive"}
 
 // options are the bench's settings, from flags.
 type options struct {
@@ -67,6 +67,7 @@ type options struct {
 	cpuProfile          string
 	server              string // -server: inprocess, external or both
 	temporalCLI         string
+	receiveBoxes        []int     // -receive-boxes: one load run per size
 	encrypt             bool      // -encrypt: clients and workers seal payloads with AES-256-GCM
 	progress            io.Writer // where progress lines go (stderr)
 }
@@ -95,6 +96,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		"both (the scan comparison once per mode against the same in-process baseline; latency and scale use external)")
 	fs.StringVar(&o.temporalCLI, "temporal-cli", defaultTemporalCLI(), "the Temporal CLI the external server runs ($SANWATCH_TEMPORAL_CLI or bin/temporal)")
 	fs.BoolVar(&o.encrypt, "encrypt", false, "encrypt every payload (AES-256-GCM under a random key) as workers with codec keys do: what the codec costs")
+	receive := fs.String("receive-boxes", "200,2000", "comma-separated box counts of the receive load (each box posts one 5-minute batch, all at once)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
 		return o, fmt.Errorf("parse flags: %w", err)
@@ -115,6 +117,16 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 				*p = sizes[name]
 			}
 		}
+	}
+	if o.quick && !set["receive-boxes"] {
+		*receive = "20"
+	}
+	for _, s := range strings.Split(*receive, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 {
+			return o, fmt.Errorf("parse flags: -receive-boxes %q: want positive counts separated by commas", *receive)
+		}
+		o.receiveBoxes = append(o.receiveBoxes, n)
 	}
 	if !contains(serverModes, o.server) {
 		return o, fmt.Errorf("parse flags: -server %q: allowed %s", o.server, strings.Join(serverModes, ", "))
@@ -192,7 +204,7 @@ func run(ctx context.Context, args []string, out, stderr io.Writer) error {
 	m := machine()
 	rep := &report{}
 	steps := map[string]func(context.Context, options, *report) error{
-		"ingest": benchIngest, "scan": benchScan, "latency": benchLatency, "scale": benchScale,
+		"ingest": benchIngest, "scan": benchScan, "latency": benchLatency, "scale": benchScale, "receive": benchReceive,
 	}
 	steps["tsdb"] = benchTSDB
 	started := time.Now()
