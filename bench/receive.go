@@ -44,7 +44,9 @@ func receiveBatch(i int, end time.Time) []byte {
 	faulty := i%receiveFaultEvery == 0
 	for p := range receivePoints {
 		t := end.Add(-time.Duration(receivePoints-1-p) * time.Minute)
-		add := func(comp, metric string, v float64) { _ = w.Write(telemetry.Sample{Time: t, Box: box, Component: comp, Metric: metric, Value: v}) }
+		add := func(comp, metric string, v float64) {
+			_ = w.Write(telemetry.Sample{Time: t, Box: box, Component: comp, Metric: metric, Value: v})
+		}
 		add("pool/p0", telemetry.PoolUsedBytes, float64(int64(40+i%7)<<40))
 		add("pool/p0", telemetry.PoolTotalBytes, float64(int64(100)<<40))
 		for v := range 4 {
