@@ -87,6 +87,9 @@ type harnessOptions struct {
 	// suggestContinueAsNewAt, when set, is the history length at which the
 	// server suggests continuing as new (its default is 4096 events).
 	suggestContinueAsNewAt int
+	// batchesURL is batches.url (default: file://<dir>/batches, the same
+	// for subprocesses and in-process workers whatever their directory).
+	batchesURL string
 }
 
 func newHarness(t *testing.T, o harnessOptions) *harness {
@@ -109,6 +112,10 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	if o.postgres {
 		storeYAML = fmt.Sprintf("driver: postgres\n  dsn: %q", storetest.PostgresSchema(t))
 	}
+	batchesURL := o.batchesURL
+	if batchesURL == "" {
+		batchesURL = "file://" + filepath.Join(h.dir, "batches")
+	}
 	yaml := fmt.Sprintf(`temporal:
   address: %s
   namespace: %s
@@ -118,6 +125,8 @@ inventory: %s
 advisories: %s
 ingest:
   roots: [%s]
+batches:
+  url: %s
 smtp:
   host: 127.0.0.1
   port: %d
@@ -135,7 +144,7 @@ worker:
   metrics_addr: ""
 %s`, ts.GetFrontendHostPort(), ts.GetDefaultNamespace(), storeYAML,
 		filepath.Join(h.dir, "sim", "fleet.yaml"), filepath.Join(repoRoot, "config", "advisories.yaml"),
-		h.dir, h.smtp.Port(), o.extraYAML)
+		h.dir, batchesURL, h.smtp.Port(), o.extraYAML)
 	require.NoError(t, os.WriteFile(h.cfgPath, []byte(yaml), 0o600))
 	h.raw = h.c
 	if cfg := h.config(); cfg.Codec.KeysFile != "" || cfg.Codec.Keys != "" {
