@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/sanwatch/sanwatch/activities"
 	"github.com/sanwatch/sanwatch/internal/blobstore"
@@ -185,4 +187,57 @@ func sqliteStaysBounded(t *testing.T, h *harness, acts *activities.Activities, b
 	t.Logf("sqlite file: one fill of %d samples adds %d bytes; after each trim: %v bytes", len(boxes)*2*365*24, fillGrowth, afterTrim)
 	require.Positive(t, fillGrowth)
 	require.Less(t, afterTrim[len(afterTrim)-1]-afterTrim[0], fillGrowth/10, "the database file keeps growing: %v after trims, a fill adds %d", afterTrim, fillGrowth)
+}
+
+// TestWorkerCreatesRetentionSchedule: a fresh worker serving the main queue
+// leaves the sanwatch-retention schedule (retention.schedule defaults to
+// true) with the configured retention, and a second start updates it to a
+// changed configuration; workers that do not serve the main queue, or run
+// with retention.schedule false, leave none.
+func TestWorkerCreatesRetentionSchedule(t *testing.T) {
+	ctx := context.Background()
+	describe := func(h *harness) (*client.ScheduleDescription, error) {
+		return h.c.ScheduleClient().GetHandle(ctx, workflows.RetentionScheduleID).Describe(ctx)
+	}
+	for _, tc := range []struct {
+		name   string
+		queues string
+		args   []string
+	}{
+		{"analysis and email only", "analysis,email", nil},
+		{"retention.schedule false", "main", []string{"--set", "retention.schedule=false"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, harnessOptions{})
+			w := h.startWorker(tc.queues, tc.args...)
+			require.Eventually(t, func() bool { return strings.Contains(w.Output(), "worker started") }, 60*time.Second, 100*time.Millisecond, w.Output())
+			_, err := describe(h)
+			require.Error(t, err, "no schedule expected")
+		})
+	}
+
+	h := newHarness(t, harnessOptions{})
+	w := h.startWorker("main")
+	require.Eventually(t, func() bool { return strings.Contains(w.Output(), "worker started") }, 60*time.Second, 100*time.Millisecond, w.Output())
+	require.Contains(t, w.Output(), "retention schedule created")
+	d, err := describe(h)
+	require.NoError(t, err)
+	require.Equal(t, []client.ScheduleIntervalSpec{{Every: 24 * time.Hour}}, d.Schedule.Spec.Intervals)
+	action, ok := d.Schedule.Action.(*client.ScheduleWorkflowAction)
+	require.True(t, ok)
+	require.Equal(t, "Retention", action.Workflow)
+	require.Len(t, action.Args, 1)
+	var in workflows.RetentionInput
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayload(action.Args[0].(*commonpb.Payload), &in))
+	require.Equal(t, workflows.RetentionInput{Samples: "720h0m0s", Batches: "720h0m0s", Quarantine: "720h0m0s"}, in)
+
+	// Restarted with another retention: the schedule follows.
+	w2 := h.startWorker("main", "--set", "retention.batches=240h", "--set", "retention.every=6h")
+	require.Eventually(t, func() bool { return strings.Contains(w2.Output(), "retention schedule updated") }, 60*time.Second, 100*time.Millisecond, w2.Output())
+	d, err = describe(h)
+	require.NoError(t, err)
+	require.Equal(t, []client.ScheduleIntervalSpec{{Every: 6 * time.Hour}}, d.Schedule.Spec.Intervals)
+	action = d.Schedule.Action.(*client.ScheduleWorkflowAction)
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayload(action.Args[0].(*commonpb.Payload), &in))
+	require.Equal(t, "240h0m0s", in.Batches)
 }
