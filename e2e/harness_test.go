@@ -75,6 +75,7 @@ type harness struct {
 	dir     string
 	cfgPath string
 	smtp    *smtptest.Server
+	env     []string // added to the subprocesses' environment
 }
 
 // harnessOptions tune the config the harness writes.
@@ -90,6 +91,9 @@ type harnessOptions struct {
 	// batchesURL is batches.url (default: file://<dir>/batches, the same
 	// for subprocesses and in-process workers whatever their directory).
 	batchesURL string
+	// env is added to the environment of the subprocesses (credentials of
+	// an S3 batch store).
+	env []string
 }
 
 func newHarness(t *testing.T, o harnessOptions) *harness {
@@ -102,7 +106,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		})))
 	}
 	ts := temporaltest.NewServer(opts...)
-	h := &harness{t: t, ts: ts, c: ts.GetDefaultClient(), dir: t.TempDir(), smtp: smtptest.Start(t)}
+	h := &harness{t: t, ts: ts, c: ts.GetDefaultClient(), dir: t.TempDir(), smtp: smtptest.Start(t), env: o.env}
 	// As a worker does at start: sanwatch's search attributes on the namespace.
 	if !o.noSearchAttributes {
 		require.NoError(t, search.Register(context.Background(), h.c, ts.GetDefaultNamespace()))
@@ -170,7 +174,7 @@ func (h *harness) run(name string, args ...string) (string, int) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, name), append(args, "--config", h.cfgPath)...)
 	cmd.Dir = h.dir
-	cmd.Env = cleanEnv()
+	cmd.Env = append(cleanEnv(), h.env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
@@ -238,7 +242,7 @@ func (h *harness) startProc(name string, args []string, grace time.Duration) *pr
 	p := &proc{done: make(chan struct{})}
 	p.cmd = exec.Command(filepath.Join(binDir, name), args...)
 	p.cmd.Dir = h.dir
-	p.cmd.Env = cleanEnv()
+	p.cmd.Env = append(cleanEnv(), h.env...)
 	p.cmd.Stdout, p.cmd.Stderr = p, p
 	require.NoError(h.t, p.cmd.Start())
 	go func() { p.err = p.cmd.Wait(); close(p.done) }()
