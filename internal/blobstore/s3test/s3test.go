@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -48,7 +49,8 @@ type Server struct {
 	t         testing.TB
 	bin       string
 	dir       string
-	ports     []int // master, master grpc, volume, volume grpc, filer, filer grpc, s3, s3 grpc
+	ports     []int  // master, master grpc, volume, volume grpc, filer, filer grpc, s3, s3 grpc
+	config    string // the -s3.config file
 	AccessKey string
 	SecretKey string
 
@@ -80,62 +82,97 @@ func Binary() (string, error) {
 	return p, nil
 }
 
-// Start starts a server, creates bucket, and stops the server at the
-// test's cleanup. It fails the test if the server does not answer within a
-// minute.
+// Options configure StartWith.
+type Options struct {
+	// ConfigFile is a SeaweedFS identities file (-s3.config) to use, with
+	// AccessKey and SecretKey one of its keys; empty makes one with a
+	// random key.
+	ConfigFile           string
+	AccessKey, SecretKey string
+	// Bucket is created through the S3 API once the server answers, and
+	// written to once (the first write to a fresh server waits for its
+	// volume allocation); empty creates none.
+	Bucket string
+}
+
+// Start starts a server with a random key, creates bucket, and stops the
+// server at the test's cleanup.
 func Start(t testing.TB, bucket string) *Server {
+	t.Helper()
+	return StartWith(t, Options{Bucket: bucket})
+}
+
+// StartWith starts a server as o says and stops it at the test's cleanup.
+// It fails the test if the server does not answer within a minute.
+func StartWith(t testing.TB, o Options) *Server {
 	t.Helper()
 	bin, err := Binary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{t: t, bin: bin, dir: t.TempDir(), AccessKey: "sanwatch-" + randHex(4), SecretKey: randHex(20)}
+	s := &Server{t: t, bin: bin, dir: t.TempDir(), AccessKey: o.AccessKey, SecretKey: o.SecretKey, config: o.ConfigFile}
 	for range 8 {
 		s.ports = append(s.ports, freePort(t))
 	}
-	cfg := map[string]any{"identities": []any{map[string]any{
-		"name":        "sanwatch",
-		"credentials": []any{map[string]string{"accessKey": s.AccessKey, "secretKey": s.SecretKey}},
-		"actions":     []string{"Admin", "Read", "List", "Tagging", "Write"},
-	}}}
-	b, err := json.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(s.dir, "s3.json"), b, 0o600); err != nil {
-		t.Fatal(err)
+	if s.config == "" {
+		s.AccessKey, s.SecretKey = "sanwatch-"+randHex(4), randHex(20)
+		s.config = filepath.Join(s.dir, "s3.json")
+		cfg := map[string]any{"identities": []any{map[string]any{
+			"name":        "sanwatch",
+			"credentials": []any{map[string]string{"accessKey": s.AccessKey, "secretKey": s.SecretKey}},
+			"actions":     []string{"Admin", "Read", "List", "Tagging", "Write"},
+		}}}
+		b, err := json.Marshal(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(s.config, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := os.MkdirAll(filepath.Join(s.dir, "data"), 0o700); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Stop)
 	s.Restart()
+	if o.Bucket == "" {
+		return s
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	begin := time.Now()
 	for {
-		_, err := s.client().CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)})
+		_, err := s.client().CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(o.Bucket)})
 		if err == nil {
 			break
 		}
 		if ctx.Err() != nil {
-			t.Fatalf("s3 test server: create bucket %s: %v\n%s", bucket, err, s.Log())
+			t.Fatalf("s3 test server: create bucket %s: %v\n%s", o.Bucket, err, s.Log())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	// The first write to a fresh server waits for its volume allocation and
 	// lock ring to settle (about 8 s): done here, so that tests time what
 	// they test.
-	begin := time.Now()
 	key := aws.String(".sanwatch-warm-up")
-	if _, err := s.client().PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: key, Body: strings.NewReader("ok")}); err != nil {
+	if _, err := s.client().PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(o.Bucket), Key: key, Body: strings.NewReader("ok")}); err != nil {
 		t.Fatalf("s3 test server: first write: %v\n%s", err, s.Log())
 	}
-	if _, err := s.client().DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: key}); err != nil {
+	if _, err := s.client().DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(o.Bucket), Key: key}); err != nil {
 		t.Fatalf("s3 test server: delete: %v\n%s", err, s.Log())
 	}
 	s.StartTime += time.Since(begin)
 	return s
 }
+
+// Master is the master's address as `weed shell -master` takes it
+// (host:port.grpcPort).
+func (s *Server) Master() string {
+	return "127.0.0.1:" + strconv.Itoa(s.ports[0]) + "." + strconv.Itoa(s.ports[1])
+}
+
+// Bin is the weed binary the server runs.
+func (s *Server) Bin() string { return s.bin }
 
 // Endpoint is the S3 API's base URL.
 func (s *Server) Endpoint() string { return "http://127.0.0.1:" + strconv.Itoa(s.ports[6]) }
@@ -182,7 +219,7 @@ func (s *Server) Restart() {
 		"-volume.port=" + strconv.Itoa(p[2]), "-volume.port.grpc=" + strconv.Itoa(p[3]),
 		"-filer", "-filer.port=" + strconv.Itoa(p[4]), "-filer.port.grpc=" + strconv.Itoa(p[5]),
 		"-s3", "-s3.port=" + strconv.Itoa(p[6]), "-s3.port.grpc=" + strconv.Itoa(p[7]),
-		"-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.config=" + filepath.Join(s.dir, "s3.json"),
+		"-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.config=" + s.config,
 		"-master.telemetry=false", "-volume.preStopSeconds=0", "-master.volumeSizeLimitMB=64"}
 	cmd := exec.Command(s.bin, args...)
 	cmd.Dir = s.dir
@@ -209,17 +246,21 @@ func (s *Server) Restart() {
 	s.StartTime = time.Since(begin)
 }
 
-// waitReady waits until the S3 API lists buckets, the process exits, or a
-// minute passes.
+// waitReady waits until the S3 API answers /healthz, the process exits, or
+// a minute passes.
 func (s *Server) waitReady(done <-chan struct{}) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	hc := &http.Client{Timeout: 2 * time.Second}
+	var err error
 	for {
-		rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
-		_, err := s.client().ListBuckets(rctx, &s3.ListBucketsInput{})
-		rcancel()
-		if err == nil {
-			return nil
+		var resp *http.Response
+		if resp, err = hc.Get(s.Endpoint() + "/healthz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("/healthz: %s", resp.Status)
 		}
 		select {
 		case <-done:
