@@ -127,11 +127,11 @@ func CheckIngestPath(path string, roots []string) (string, error) {
 // a retryable error; a key outside batches/ or a missing object is not.
 func (a *Activities) StoreBatch(ctx context.Context, in StoreBatchInput) (BatchSummary, error) {
 	src, done, err := a.batchSource(ctx, in)
-	if err != nil || done != nil {
-		if done != nil {
-			return *done, nil
-		}
+	switch {
+	case err != nil:
 		return BatchSummary{}, err
+	case done != nil:
+		return *done, nil
 	}
 	hb := newHeartbeater(ctx, a.Ingest.HeartbeatEvery)
 	opts := telemetry.Options{
