@@ -193,7 +193,8 @@ func sqliteStaysBounded(t *testing.T, h *harness, acts *activities.Activities, b
 // leaves the sanwatch-retention schedule (retention.schedule defaults to
 // true) with the configured retention, and a second start updates it to a
 // changed configuration; workers that do not serve the main queue, or run
-// with retention.schedule false, leave none.
+// with retention.schedule false, leave none; a schedule the server refuses
+// leaves a warning and a running worker.
 func TestWorkerCreatesRetentionSchedule(t *testing.T) {
 	ctx := context.Background()
 	describe := func(h *harness) (*client.ScheduleDescription, error) {
@@ -215,6 +216,23 @@ func TestWorkerCreatesRetentionSchedule(t *testing.T) {
 			require.Error(t, err, "no schedule expected")
 		})
 	}
+
+	// A schedule the server refuses (an interval under its 1 s minimum) is
+	// a warning that says how to fix it; the worker serves all the same.
+	t.Run("refused", func(t *testing.T) {
+		h := newHarness(t, harnessOptions{})
+		w := h.startWorker("main", "--set", "retention.every=500ms")
+		require.Eventually(t, func() bool { return strings.Contains(w.Output(), "worker started") }, 60*time.Second, 100*time.Millisecond, w.Output())
+		require.Contains(t, w.Output(), "retention schedule not created: nothing is pruned until it is; run `starter retention`")
+		require.Contains(t, w.Output(), "interval is too small")
+		select {
+		case <-w.done:
+			t.Fatalf("the worker exited:\n%s", w.Output())
+		case <-time.After(time.Second):
+		}
+		_, err := describe(h)
+		require.Error(t, err)
+	})
 
 	h := newHarness(t, harnessOptions{})
 	w := h.startWorker("main")
