@@ -1,5 +1,6 @@
 // Package s3test runs a real S3-compatible server, SeaweedFS (`weed
-// server -s3`), on loopback for tests: free ports, a temporary data
+// mini`: master, volume server, filer and S3 gateway in one process), on
+// loopback for tests: free ports, a temporary data
 // directory, and credentials made at Start that reach the server through a
 // config file and the client through AWS_ACCESS_KEY_ID and
 // AWS_SECRET_ACCESS_KEY, never through a URL or argv. The server can be
@@ -91,7 +92,8 @@ type Options struct {
 	AccessKey, SecretKey string
 	// Bucket is created through the S3 API once the server answers, and
 	// written to once (the first write to a fresh server waits for its
-	// volume allocation); empty creates none.
+	// volume allocation); empty creates none (weed mini then creates a
+	// bucket at its first write).
 	Bucket string
 }
 
@@ -111,7 +113,7 @@ func StartWith(t testing.TB, o Options) *Server {
 		t.Fatal(err)
 	}
 	s := &Server{t: t, bin: bin, dir: t.TempDir(), AccessKey: o.AccessKey, SecretKey: o.SecretKey, config: o.ConfigFile}
-	for range 8 {
+	for range 10 {
 		s.ports = append(s.ports, freePort(t))
 	}
 	if s.config == "" {
@@ -151,9 +153,8 @@ func StartWith(t testing.TB, o Options) *Server {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	// The first write to a fresh server waits for its volume allocation and
-	// lock ring to settle (about 8 s): done here, so that tests time what
-	// they test.
+	// The first write to a fresh server waits for its volume allocation
+	// (about a second): done here, so that tests time what they test.
 	key := aws.String(".sanwatch-warm-up")
 	if _, err := s.client().PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(o.Bucket), Key: key, Body: strings.NewReader("ok")}); err != nil {
 		t.Fatalf("s3 test server: first write: %v\n%s", err, s.Log())
@@ -214,13 +215,19 @@ func (s *Server) client() *s3.Client {
 func (s *Server) Restart() {
 	s.t.Helper()
 	p := s.ports
-	args := []string{"server", "-dir=" + filepath.Join(s.dir, "data"), "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+	// weed mini: master, volume server, filer and S3 gateway in one
+	// process, every port given (free loopback ports), the admin UI and
+	// WebDAV off. It takes its first write in about a second, where
+	// `weed server` waits eight for its filer lock ring.
+	args := []string{"-logdir=" + s.dir, "mini", "-dir=" + filepath.Join(s.dir, "data"), "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
 		"-master.port=" + strconv.Itoa(p[0]), "-master.port.grpc=" + strconv.Itoa(p[1]),
 		"-volume.port=" + strconv.Itoa(p[2]), "-volume.port.grpc=" + strconv.Itoa(p[3]),
-		"-filer", "-filer.port=" + strconv.Itoa(p[4]), "-filer.port.grpc=" + strconv.Itoa(p[5]),
-		"-s3", "-s3.port=" + strconv.Itoa(p[6]), "-s3.port.grpc=" + strconv.Itoa(p[7]),
-		"-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.config=" + s.config,
-		"-master.telemetry=false", "-volume.preStopSeconds=0", "-master.volumeSizeLimitMB=64"}
+		"-filer.port=" + strconv.Itoa(p[4]), "-filer.port.grpc=" + strconv.Itoa(p[5]),
+		"-s3.port=" + strconv.Itoa(p[6]), "-s3.port.grpc=" + strconv.Itoa(p[7]),
+		"-s3.port.iceberg=0", "-s3.port.lance=0",
+		"-admin.port=" + strconv.Itoa(p[8]), "-admin.port.grpc=" + strconv.Itoa(p[9]), "-admin.port.legacy=0", "-admin.ui=false",
+		"-webdav=false", "-master.telemetry=false", "-s3.config=" + s.config,
+		"-filer.localSocket=" + filepath.Join(s.dir, "filer.sock"), "-s3.localSocket=" + filepath.Join(s.dir, "s3.sock")}
 	cmd := exec.Command(s.bin, args...)
 	cmd.Dir = s.dir
 	cmd.Env = []string{"HOME=" + s.dir, "PATH=" + os.Getenv("PATH")}
@@ -272,8 +279,9 @@ func (s *Server) waitReady(done <-chan struct{}) error {
 	}
 }
 
-// Stop stops the server (SIGTERM to its process group, SIGKILL after 3 s)
-// and keeps its data for Restart.
+// Stop kills the server (SIGKILL to its process group: a graceful stop
+// takes 15 s or more, and a killed store is what clients must survive) and
+// keeps its data for Restart.
 func (s *Server) Stop() {
 	s.mu.Lock()
 	cmd, done := s.cmd, s.done
@@ -282,13 +290,8 @@ func (s *Server) Stop() {
 	if cmd == nil {
 		return
 	}
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(3 * time.Second):
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-	}
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	<-done
 }
 
 // Log returns what the server printed.
