@@ -15,6 +15,6 @@ dir=$("$GO" mod download -json "github.com/seaweedfs/seaweedfs@$version" | sed -
 mkdir -p "$(dirname "$out")"
 echo "build-seaweedfs: building weed $version (a few minutes the first time)"
 cd "$dir"
-GOFLAGS=-mod=readonly "$GO" build -trimpath -o "$out.tmp" ./weed
+GOFLAGS=-mod=readonly "$GO" build -trimpath -ldflags="-s -w" -o "$out.tmp" ./weed
 mv "$out.tmp" "$out"
 "$out" version | head -n 1
