@@ -4,9 +4,11 @@ GO          ?= go
 BIN         := $(CURDIR)/bin
 TEMPORAL_CLI_VERSION := v1.5.1
 MAILPIT_VERSION      := v1.27.11
+# SeaweedFS (no semver tags on the module proxy: a pseudo-version of 2026-11-09).
+SEAWEEDFS_VERSION    := v0.0.0-20261109003541-7506e5f91cd6
 TEST_TIMEOUT ?= 60m
 
-.PHONY: all build tools test vet demo bench clean record-histories victoria-metrics
+.PHONY: all build tools s3-server test vet demo bench clean record-histories victoria-metrics
 
 all: build
 
@@ -23,6 +25,13 @@ $(BIN)/temporal:
 $(BIN)/mailpit:
 	GO=$(GO) ./scripts/build-mailpit.sh $(MAILPIT_VERSION) $(BIN)/mailpit
 
+# SeaweedFS's weed: the real S3-compatible server the tests start on loopback
+# (internal/blobstore/s3test). Built from the module source, as for Mailpit.
+$(BIN)/weed:
+	GO=$(GO) ./scripts/build-seaweedfs.sh $(SEAWEEDFS_VERSION) $(BIN)/weed
+
+s3-server: $(BIN)/weed
+
 tools: $(BIN)/temporal $(BIN)/mailpit
 
 vet:
@@ -35,9 +44,11 @@ vet:
 victoria-metrics:
 	@command -v victoria-metrics >/dev/null || (apt-get update && apt-get install -y victoria-metrics)
 
-# The CLI-compatibility tests drive the real `temporal` CLI, so it is built first.
-test: $(BIN)/temporal victoria-metrics vet
-	SANWATCH_TEMPORAL_CLI=$(BIN)/temporal $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+# The CLI-compatibility tests drive the real `temporal` CLI, the batch store
+# tests a real S3 server (SeaweedFS) and the samples-backend tests a real
+# VictoriaMetrics, so all three come first.
+test: $(BIN)/temporal $(BIN)/weed victoria-metrics vet
+	SANWATCH_TEMPORAL_CLI=$(BIN)/temporal SANWATCH_S3_SERVER=$(BIN)/weed $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 demo: build tools
 	./scripts/demo.sh

@@ -21,8 +21,10 @@ import (
 	"github.com/sanwatch/sanwatch/internal/telemetry"
 )
 
-// StoreBatchInput names the batch file to store (claim check: the path, never the data).
+// StoreBatchInput names the batch to store (claim check: a path or an
+// object key, never the data). Exactly one of Path and Blob is set.
 type StoreBatchInput struct {
+	// Path is a batch file inside ingest.roots, on the worker's host.
 	Path string `json:"path,omitempty"`
 	// Blob is the batch's object key in the batch store (batches.url), set
 	// instead of Path: the claim check workers on any host can read.
@@ -116,24 +118,24 @@ func CheckIngestPath(path string, roots []string) (string, error) {
 	return "", fmt.Errorf("ingest %q: path is outside the allowed ingest roots %q (config ingest.roots)", path, roots)
 }
 
-// StoreBatch validates and stores one telemetry batch. It reads the file twice:
-// once to validate and hash it (a batch that is not telemetry or mostly bad is
-// quarantined whole, nothing applied), once to store it in chunks. Storing is
-// idempotent: the same content stored twice leaves one copy of every sample.
+// StoreBatch validates and stores one telemetry batch, named by its path
+// (inside ingest.roots) or by its object key in the batch store (Blob). It
+// reads the batch twice: once to validate and hash it (a batch that is not
+// telemetry or mostly bad is quarantined whole, nothing applied), once to
+// store it in chunks. Storing is idempotent: the same content stored twice
+// leaves one copy of every sample. A batch store that cannot be reached is
+// a retryable error; a key outside batches/ or a missing object is not.
 func (a *Activities) StoreBatch(ctx context.Context, in StoreBatchInput) (BatchSummary, error) {
-	if in.Path == "" {
-		return BatchSummary{}, temporal.NewNonRetryableApplicationError("store batch: path is empty", ErrTypeInvalidInput, nil)
-	}
-	path, err := CheckIngestPath(in.Path, a.Ingest.Roots)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return BatchSummary{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidInput, nil)
-		}
-		return BatchSummary{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypePathNotAllowed, nil)
+	src, done, err := a.batchSource(ctx, in)
+	switch {
+	case err != nil:
+		return BatchSummary{}, err
+	case done != nil:
+		return *done, nil
 	}
 	hb := newHeartbeater(ctx, a.Ingest.HeartbeatEvery)
 	opts := telemetry.Options{
-		Name:          filepath.Base(path),
+		Name:          src.name,
 		Now:           a.now(),
 		MaxFutureSkew: a.Ingest.MaxFutureSkew,
 		MaxErrors:     a.Ingest.MaxErrors,
@@ -144,43 +146,39 @@ func (a *Activities) StoreBatch(ctx context.Context, in StoreBatchInput) (BatchS
 	}
 
 	// Pass 1: validate and hash (heartbeating: a large batch takes a while).
-	res, id, err := parseFile(path, opts, func([]telemetry.Sample) error {
+	res, id, err := src.parse(ctx, opts, func([]telemetry.Sample) error {
 		hb.beat("validating", 0)
 		return nil
 	})
 	if err != nil {
 		if errors.Is(err, telemetry.ErrNotTelemetry) || corruptContent(err) {
-			a.quarantine(ctx, path, id, res, err.Error())
+			if qerr := a.quarantine(ctx, src, id, res, err.Error()); qerr != nil {
+				return BatchSummary{}, qerr
+			}
 			return BatchSummary{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidTelemetry, nil)
 		}
-		return BatchSummary{}, fmt.Errorf("read batch %s: %w", path, err)
+		return BatchSummary{}, fmt.Errorf("read batch %s: %w", src.where, err)
 	}
 	if in.BatchID != "" && in.BatchID != id && !strings.HasPrefix(id, in.BatchID) {
-		msg := fmt.Sprintf("store batch %s: content hash %s does not match batch id %s (file changed after it was submitted)", path, id[:16], in.BatchID)
+		msg := fmt.Sprintf("store batch %s: content hash %s does not match batch id %s (file changed after it was submitted)", src.where, id[:16], in.BatchID)
 		return BatchSummary{}, temporal.NewNonRetryableApplicationError(msg, ErrTypeBatchChanged, nil)
 	}
 	if prev, err := a.Store.Batch(ctx, id); err == nil && prev.Status == store.BatchStored {
-		var s BatchSummary
-		if in.BoxesInStore {
-			s, err = a.countedSummary(ctx, prev)
-		} else {
-			s, err = a.listedSummary(ctx, prev)
-		}
-		if err != nil {
-			return BatchSummary{}, err
-		}
-		s.AlreadyStored = true
-		return s, nil
+		return a.storedSummary(ctx, prev, in.BoxesInStore)
 	}
 	if res.Lines == 0 {
-		msg := fmt.Sprintf("%s: no samples, only a header", filepath.Base(path))
-		a.quarantine(ctx, path, id, res, msg)
+		msg := fmt.Sprintf("%s: no samples, only a header", src.name)
+		if qerr := a.quarantine(ctx, src, id, res, msg); qerr != nil {
+			return BatchSummary{}, qerr
+		}
 		return BatchSummary{}, temporal.NewNonRetryableApplicationError(msg, ErrTypeInvalidTelemetry, nil)
 	}
 	if ratio := res.RejectRatio(); ratio > a.Ingest.MaxRejectRatio {
 		msg := fmt.Sprintf("%s: quarantined: %d of %d lines rejected (%.0f%% > ingest.max_reject_ratio %.0f%%); first: %s",
-			filepath.Base(path), res.Rejected, res.Lines, ratio*100, a.Ingest.MaxRejectRatio*100, firstErrors(res, 3))
-		a.quarantine(ctx, path, id, res, msg)
+			src.name, res.Rejected, res.Lines, ratio*100, a.Ingest.MaxRejectRatio*100, firstErrors(res, 3))
+		if qerr := a.quarantine(ctx, src, id, res, msg); qerr != nil {
+			return BatchSummary{}, qerr
+		}
 		if a.Metrics != nil {
 			a.Metrics.BatchesQuarantined.Inc()
 		}
@@ -192,7 +190,7 @@ func (a *Activities) StoreBatch(ctx context.Context, in StoreBatchInput) (BatchS
 	// no list of every box is held (the parser keeps at most
 	// telemetry.DefaultMaxBoxes of them).
 	var stored int64
-	res2, id2, err := parseFile(path, opts, func(chunk []telemetry.Sample) error {
+	res2, id2, err := src.parse(ctx, opts, func(chunk []telemetry.Sample) error {
 		n, err := a.Store.AppendSamples(ctx, chunk)
 		if err != nil {
 			return fmt.Errorf("append samples: %w", err)
@@ -207,14 +205,14 @@ func (a *Activities) StoreBatch(ctx context.Context, in StoreBatchInput) (BatchS
 		return nil
 	})
 	if err != nil {
-		return BatchSummary{}, fmt.Errorf("store batch %s: %w", path, err)
+		return BatchSummary{}, fmt.Errorf("store batch %s: %w", src.where, err)
 	}
 	if id2 != id {
-		msg := fmt.Sprintf("store batch %s: file changed while it was being stored", path)
+		msg := fmt.Sprintf("store batch %s: file changed while it was being stored", src.where)
 		return BatchSummary{}, temporal.NewNonRetryableApplicationError(msg, ErrTypeBatchChanged, nil)
 	}
 	b := store.Batch{
-		ID: id, Path: path, Format: res2.Format.String(), Status: store.BatchStored,
+		ID: id, Path: src.where, Format: res2.Format.String(), Status: store.BatchStored,
 		Accepted: res2.Accepted, Rejected: res2.Rejected,
 		FirstSample: res2.First, LastSample: res2.Last,
 		Errors: errorStrings(res2), StoredAt: a.now().UTC(),
@@ -245,7 +243,7 @@ func (a *Activities) StoreBatch(ctx context.Context, in StoreBatchInput) (BatchS
 			return BatchSummary{}, err
 		}
 	}
-	activity.GetLogger(ctx).Info("batch stored", "batch", id[:16], "path", path,
+	activity.GetLogger(ctx).Info("batch stored", "batch", id[:16], "path", src.where,
 		"accepted", res2.Accepted, "rejected", res2.Rejected, "boxes", max(len(sum.Boxes), sum.BoxCount))
 	return sum, nil
 }
@@ -272,6 +270,23 @@ func (a *Activities) recordChunkBoxes(ctx context.Context, batch string, chunk [
 		return fmt.Errorf("record boxes of batch: %w", err)
 	}
 	return nil
+}
+
+// storedSummary is the summary of a batch stored before, counted or
+// listed as the caller asks.
+func (a *Activities) storedSummary(ctx context.Context, prev store.Batch, counted bool) (BatchSummary, error) {
+	var s BatchSummary
+	var err error
+	if counted {
+		s, err = a.countedSummary(ctx, prev)
+	} else {
+		s, err = a.listedSummary(ctx, prev)
+	}
+	if err != nil {
+		return BatchSummary{}, err
+	}
+	s.AlreadyStored = true
+	return s, nil
 }
 
 // countedSummary is the summary of a stored batch whose boxes are counted
@@ -342,46 +357,15 @@ func (a *Activities) allBatchBoxes(ctx context.Context, batch string, unknownOnl
 
 // corruptContent reports whether a read error comes from the batch's bytes
 // (a corrupt or truncated gzip stream), which no retry can fix.
+// A read error of the file or object store itself (sourceError) is not.
 func corruptContent(err error) bool {
+	var srcErr sourceError
+	if errors.As(err, &srcErr) {
+		return false
+	}
 	var flateErr flate.CorruptInputError
 	return errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader) ||
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &flateErr)
-}
-
-// parseFile parses path, hashing the raw bytes as they are read.
-func parseFile(path string, opts telemetry.Options, emit func([]telemetry.Sample) error) (telemetry.Result, string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return telemetry.Result{}, "", fmt.Errorf("open batch: %w", err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	res, err := telemetry.Parse(io.TeeReader(f, h), opts, emit)
-	if err != nil {
-		return res, "", err
-	}
-	// Hash whatever the parser did not need to read (it stops at EOF normally).
-	if _, err := io.Copy(h, f); err != nil {
-		return res, "", fmt.Errorf("hash batch: %w", err)
-	}
-	return res, hex.EncodeToString(h.Sum(nil)), nil
-}
-
-func (a *Activities) quarantine(ctx context.Context, path, id string, res telemetry.Result, reason string) {
-	if id == "" {
-		var err error
-		if id, err = HashFile(path); err != nil {
-			return
-		}
-	}
-	b := store.Batch{
-		ID: id, Path: path, Format: res.Format.String(), Status: store.BatchQuarantined,
-		Accepted: 0, Rejected: res.Rejected, Errors: append([]string{reason}, errorStrings(res)...),
-		StoredAt: a.now().UTC(),
-	}
-	if err := a.Store.PutBatch(ctx, b); err != nil {
-		activity.GetLogger(ctx).Error("record quarantined batch", "path", path, "error", err)
-	}
 }
 
 func (a *Activities) unknownBoxes(boxes []string) []string {

@@ -6,29 +6,70 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/sanwatch/sanwatch/internal/blobstore"
 )
 
 // ApplyRetentionInput is one call of ApplyRetention: delete samples older
-// than Before, PageSize at a time, at most MaxPages pages.
+// than Before, PageSize at a time, at most MaxPages pages; then, when
+// BatchesBefore or QuarantineBefore is set, the batch objects last written
+// before them, at most MaxObjects.
 type ApplyRetentionInput struct {
 	Before   time.Time `json:"before"`
 	PageSize int       `json:"page_size"`
 	MaxPages int       `json:"max_pages"`
+	// SkipSamples is set once an earlier call reported SamplesDone: this
+	// call only deletes objects.
+	SkipSamples bool `json:"skip_samples,omitempty"`
+	// BatchesBefore: objects under batches/ last written before it are
+	// deleted (retention.batches); zero deletes none.
+	BatchesBefore time.Time `json:"batches_before,omitzero"`
+	// QuarantineBefore: objects under quarantine/ last written before it
+	// are deleted (retention.quarantine); zero deletes none.
+	QuarantineBefore time.Time `json:"quarantine_before,omitzero"`
+	// MaxObjects bounds the objects one call deletes (0: 10000).
+	MaxObjects int `json:"max_objects,omitempty"`
+}
+
+// ObjectsFreed counts the batch store objects retention deleted and their bytes.
+type ObjectsFreed struct {
+	BatchesDeleted    int64 `json:"batches_deleted,omitempty"`
+	BatchBytes        int64 `json:"batch_bytes,omitempty"`
+	QuarantineDeleted int64 `json:"quarantine_deleted,omitempty"`
+	QuarantineBytes   int64 `json:"quarantine_bytes,omitempty"`
+}
+
+// Add adds o's counts to f.
+func (f *ObjectsFreed) Add(o ObjectsFreed) {
+	f.BatchesDeleted += o.BatchesDeleted
+	f.BatchBytes += o.BatchBytes
+	f.QuarantineDeleted += o.QuarantineDeleted
+	f.QuarantineBytes += o.QuarantineBytes
 }
 
 // ApplyRetentionResult says what one call of ApplyRetention freed.
 type ApplyRetentionResult struct {
 	SamplesDeleted int64 `json:"samples_deleted"`
 	Pages          int   `json:"pages"`
-	// Done is true when nothing older than Before is left; the store has
-	// then given the space back (Compact).
+	// Done is true when nothing older than the cutoffs is left; the store
+	// has then given the space back (Compact).
 	Done bool `json:"done"`
+	// SamplesDone is true once no sample older than Before is left (and
+	// the store compacted), though objects may remain.
+	SamplesDone bool `json:"samples_done,omitempty"`
+	ObjectsFreed
 }
+
+// defaultMaxObjects is how many objects one ApplyRetention call deletes at most.
+const defaultMaxObjects = 10000
 
 // ApplyRetention deletes samples older than in.Before, page by page, with a
 // heartbeat after each page, until a page comes back short (then it
-// compacts the store and reports Done) or MaxPages pages are deleted.
-// Running it again is harmless: what is gone stays gone.
+// compacts the store) or MaxPages pages are deleted. Then it deletes the
+// batch and quarantined objects older than their cutoffs (by the time the
+// store reports they were written), heartbeating, until none is left (Done)
+// or MaxObjects are deleted. Running it again is harmless: what is gone
+// stays gone.
 func (a *Activities) ApplyRetention(ctx context.Context, in ApplyRetentionInput) (ApplyRetentionResult, error) {
 	var res ApplyRetentionResult
 	if in.PageSize < 1 || in.MaxPages < 1 || in.Before.IsZero() {
@@ -37,7 +78,10 @@ func (a *Activities) ApplyRetention(ctx context.Context, in ApplyRetentionInput)
 				in.PageSize, in.MaxPages, in.Before.Format(time.RFC3339)), ErrTypeInvalidInput, nil)
 	}
 	hb := newHeartbeater(ctx, 0)
-	for res.Pages < in.MaxPages {
+	if in.SkipSamples {
+		res.SamplesDone = true
+	}
+	for !res.SamplesDone && res.Pages < in.MaxPages {
 		n, err := a.Store.DeleteSamplesBefore(ctx, in.Before, in.PageSize)
 		if err != nil {
 			return res, fmt.Errorf("apply retention: page %d: %w", res.Pages+1, err)
@@ -49,9 +93,59 @@ func (a *Activities) ApplyRetention(ctx context.Context, in ApplyRetentionInput)
 			if err := a.Store.Compact(ctx); err != nil {
 				return res, fmt.Errorf("apply retention: %w", err)
 			}
-			res.Done = true
-			break
+			res.SamplesDone = true
 		}
 	}
+	if !res.SamplesDone {
+		return res, nil
+	}
+	if in.BatchesBefore.IsZero() && in.QuarantineBefore.IsZero() {
+		res.Done = true
+		return res, nil
+	}
+	if a.Batches == nil {
+		// Retryable: a worker with a batch store can take it.
+		return res, fmt.Errorf("apply retention: this worker has no batch store (batches.url)")
+	}
+	left := in.MaxObjects
+	if left <= 0 {
+		left = defaultMaxObjects
+	}
+	for _, p := range []struct {
+		prefix string
+		before time.Time
+		count  *int64
+		bytes  *int64
+	}{
+		{blobstore.BatchPrefix, in.BatchesBefore, &res.BatchesDeleted, &res.BatchBytes},
+		{blobstore.QuarantinePrefix, in.QuarantineBefore, &res.QuarantineDeleted, &res.QuarantineBytes},
+	} {
+		if p.before.IsZero() {
+			continue
+		}
+		err := a.Batches.List(ctx, p.prefix, func(o blobstore.Object) (bool, error) {
+			if !o.ModTime.Before(p.before) {
+				return false, nil
+			}
+			if left == 0 {
+				return true, nil // more to delete: the next call goes on
+			}
+			if err := a.Batches.Delete(ctx, o.Key); err != nil {
+				return true, err
+			}
+			left--
+			*p.count++
+			*p.bytes += o.Size
+			hb.beat("objects deleted", int(res.BatchesDeleted+res.QuarantineDeleted))
+			return false, nil
+		})
+		if err != nil {
+			return res, fmt.Errorf("apply retention: %w", err)
+		}
+		if left == 0 {
+			return res, nil
+		}
+	}
+	res.Done = true
 	return res, nil
 }

@@ -74,7 +74,7 @@ func checkCodec(p *project) error {
 			errs = append(errs, fmt.Errorf("service %q: SANWATCH_CODEC_KEYS_FILE %q is not the file %q that %q makes", name, keys, made, keygen))
 			continue
 		}
-		if name == keygen {
+		if name == keygen || isKeyJob(s) {
 			continue
 		}
 		if !slices.ContainsFunc(s.Volumes, func(m mount) bool { return m.Source == volume && m.Target == path.Dir(keys) }) {

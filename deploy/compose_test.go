@@ -334,6 +334,9 @@ func checkPublishedPorts(p *project) error {
 				errs = append(errs, fmt.Errorf("service %q: port %q publishes the database: keep it on the compose network", name, port))
 			case name == "codec-server" && container == "8081":
 				// The codec server's API, for the Temporal UI in the browser.
+			case name == "receiver" && container == "8088":
+				// The receiver's API, for the boxes (TLS, tokens or client
+				// certificates); on loopback unless RECEIVER_HOST_IP widens it.
 			case slices.Contains(p.sanwatchServices(), name):
 				errs = append(errs, fmt.Errorf("service %q: port %q publishes metrics or pprof: scrape them on the compose network", name, port))
 			case strings.HasPrefix(s.Image, "axllent/mailpit:") && container != "8025":
@@ -511,11 +514,25 @@ func checkTemporal(p *project) error {
 		if ns != want {
 			errs = append(errs, fmt.Errorf("service %q: namespace %q is not the namespace %q that %q registers", name, ns, want, admin))
 		}
-		if s.DependsOn[admin] != "service_healthy" {
+		if s.DependsOn[admin] != "service_healthy" && !withoutTemporal(s) {
 			errs = append(errs, fmt.Errorf("service %q: does not wait for %q to be healthy, so the namespace may not exist yet", name, admin))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// withoutTemporal reports whether a sanwatch service starts without
+// Temporal: the receiver (it takes posts while Temporal is down; its outbox
+// starts the workflows later) and the key jobs, on which it waits.
+func withoutTemporal(s *service) bool {
+	return slices.Contains(s.Command.Values, "receive") || isKeyJob(s)
+}
+
+// isKeyJob reports whether a sanwatch service is a one-shot job that only
+// writes a key or a certificate into a volume (codec-keygen,
+// tls-selfsigned): it reads no batch, no codec key and no Temporal.
+func isKeyJob(s *service) bool {
+	return slices.ContainsFunc(s.Command.Values, func(a string) bool { return a == "codec-keygen" || a == "tls-selfsigned" })
 }
 
 // temporalWorkDir is the working directory of the temporalio/server image
@@ -900,6 +917,8 @@ var checks = []struct {
 	{"Temporal images at go.mod's server version", checkTemporalVersion},
 	{"README on the database passwords", checkReadme},
 	{"codec key volume, codec server and UI endpoint", checkCodec},
+	{"S3 batch store, its credentials and bucket", checkS3},
+	{"receiver over TLS, independent of Temporal", checkReceiver},
 }
 
 func TestCompose(t *testing.T) {
@@ -913,10 +932,10 @@ func TestCompose(t *testing.T) {
 
 func TestComposeServices(t *testing.T) {
 	p := loadProject(t)
-	want := []string{"codec-keys", "codec-server", "mailpit", "sanwatch-db", "starter", "temporal", "temporal-admin-tools", "temporal-db",
-		"temporal-schema", "temporal-ui", "victoriametrics", "worker"}
+	want := []string{"codec-keys", "codec-server", "mailpit", "receiver", "receiver-tls", "s3", "s3-bucket", "s3-credentials",
+		"sanwatch-db", "starter", "temporal", "temporal-admin-tools", "temporal-db", "temporal-schema", "temporal-ui", "victoriametrics", "worker"}
 	require.Equal(t, want, p.serviceNames())
-	require.Equal(t, []string{"codec-keys", "codec-server", "starter", "worker"}, p.sanwatchServices())
+	require.Equal(t, []string{"codec-keys", "codec-server", "receiver", "receiver-tls", "starter", "worker"}, p.sanwatchServices())
 }
 
 // TestChecksCatchMistakes breaks the real compose file (or Dockerfile) one
@@ -1125,6 +1144,8 @@ func TestChecksCatchMistakes(t *testing.T) {
 			check:  checkMounts,
 			want: `service "codec-keys": volume "sanwatch-data" is not declared under volumes` + "\n" +
 				`service "codec-server": volume "sanwatch-data" is not declared under volumes` + "\n" +
+				`service "receiver": volume "sanwatch-data" is not declared under volumes` + "\n" +
+				`service "receiver-tls": volume "sanwatch-data" is not declared under volumes` + "\n" +
 				`service "starter": volume "sanwatch-data" is not declared under volumes` + "\n" +
 				`service "worker": volume "sanwatch-data" is not declared under volumes`,
 		},
@@ -1310,6 +1331,8 @@ func TestChecksCatchMistakes(t *testing.T) {
 			check: checkConfig,
 			want: `service "codec-keys": store.dsn does not match POSTGRES_PASSWORD of service "sanwatch-db"` + "\n" +
 				`service "codec-server": store.dsn does not match POSTGRES_PASSWORD of service "sanwatch-db"` + "\n" +
+				`service "receiver": store.dsn does not match POSTGRES_PASSWORD of service "sanwatch-db"` + "\n" +
+				`service "receiver-tls": store.dsn does not match POSTGRES_PASSWORD of service "sanwatch-db"` + "\n" +
 				`service "starter": store.dsn does not match POSTGRES_PASSWORD of service "sanwatch-db"` + "\n" +
 				`service "worker": store.dsn does not match POSTGRES_PASSWORD of service "sanwatch-db"`,
 		},

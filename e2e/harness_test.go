@@ -75,6 +75,7 @@ type harness struct {
 	dir     string
 	cfgPath string
 	smtp    *smtptest.Server
+	env     []string // added to the subprocesses' environment
 }
 
 // harnessOptions tune the config the harness writes.
@@ -87,6 +88,12 @@ type harnessOptions struct {
 	// suggestContinueAsNewAt, when set, is the history length at which the
 	// server suggests continuing as new (its default is 4096 events).
 	suggestContinueAsNewAt int
+	// batchesURL is batches.url (default: file://<dir>/batches, the same
+	// for subprocesses and in-process workers whatever their directory).
+	batchesURL string
+	// env is added to the environment of the subprocesses (credentials of
+	// an S3 batch store).
+	env []string
 }
 
 func newHarness(t *testing.T, o harnessOptions) *harness {
@@ -99,7 +106,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		})))
 	}
 	ts := temporaltest.NewServer(opts...)
-	h := &harness{t: t, ts: ts, c: ts.GetDefaultClient(), dir: t.TempDir(), smtp: smtptest.Start(t)}
+	h := &harness{t: t, ts: ts, c: ts.GetDefaultClient(), dir: t.TempDir(), smtp: smtptest.Start(t), env: o.env}
 	// As a worker does at start: sanwatch's search attributes on the namespace.
 	if !o.noSearchAttributes {
 		require.NoError(t, search.Register(context.Background(), h.c, ts.GetDefaultNamespace()))
@@ -108,6 +115,10 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	storeYAML := fmt.Sprintf("driver: sqlite\n  path: %s", filepath.Join(h.dir, "sanwatch.db"))
 	if o.postgres {
 		storeYAML = fmt.Sprintf("driver: postgres\n  dsn: %q", storetest.PostgresSchema(t))
+	}
+	batchesURL := o.batchesURL
+	if batchesURL == "" {
+		batchesURL = "file://" + filepath.Join(h.dir, "batches")
 	}
 	yaml := fmt.Sprintf(`temporal:
   address: %s
@@ -118,6 +129,8 @@ inventory: %s
 advisories: %s
 ingest:
   roots: [%s]
+batches:
+  url: %s
 smtp:
   host: 127.0.0.1
   port: %d
@@ -135,7 +148,7 @@ worker:
   metrics_addr: ""
 %s`, ts.GetFrontendHostPort(), ts.GetDefaultNamespace(), storeYAML,
 		filepath.Join(h.dir, "sim", "fleet.yaml"), filepath.Join(repoRoot, "config", "advisories.yaml"),
-		h.dir, h.smtp.Port(), o.extraYAML)
+		h.dir, batchesURL, h.smtp.Port(), o.extraYAML)
 	require.NoError(t, os.WriteFile(h.cfgPath, []byte(yaml), 0o600))
 	h.raw = h.c
 	if cfg := h.config(); cfg.Codec.KeysFile != "" || cfg.Codec.Keys != "" {
@@ -161,7 +174,7 @@ func (h *harness) run(name string, args ...string) (string, int) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, name), append(args, "--config", h.cfgPath)...)
 	cmd.Dir = h.dir
-	cmd.Env = cleanEnv()
+	cmd.Env = append(cleanEnv(), h.env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
@@ -229,7 +242,7 @@ func (h *harness) startProc(name string, args []string, grace time.Duration) *pr
 	p := &proc{done: make(chan struct{})}
 	p.cmd = exec.Command(filepath.Join(binDir, name), args...)
 	p.cmd.Dir = h.dir
-	p.cmd.Env = cleanEnv()
+	p.cmd.Env = append(cleanEnv(), h.env...)
 	p.cmd.Stdout, p.cmd.Stderr = p, p
 	require.NoError(h.t, p.cmd.Start())
 	go func() { p.err = p.cmd.Wait(); close(p.done) }()

@@ -12,7 +12,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
 
+	"github.com/sanwatch/sanwatch/activities"
+	"github.com/sanwatch/sanwatch/internal/blobstore"
 	"github.com/sanwatch/sanwatch/internal/finding"
 	"github.com/sanwatch/sanwatch/internal/simulate"
 	"github.com/sanwatch/sanwatch/internal/store"
@@ -114,7 +117,6 @@ func TestBadBatchesFailClearly(t *testing.T) {
 		{"binary garbage", garbage, "garbage.csv"},
 		{"empty file", empty, "empty.csv: empty file"},
 		{"mostly bad", mostlyBad, "quarantined: 2 of 3 lines rejected"},
-		{"outside roots", "/etc/hostname", "path is outside the allowed ingest roots"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -124,6 +126,31 @@ func TestBadBatchesFailClearly(t *testing.T) {
 			require.Contains(t, out, tc.want)
 		})
 	}
+
+	// `starter ingest` uploaded each of them; the worker moved the refused
+	// ones from batches/ to quarantine/, with the reason.
+	ctx := context.Background()
+	bs, err := blobstore.Open(ctx, h.config().Batches.URL)
+	require.NoError(t, err)
+	defer bs.Close()
+	for _, p := range []string{header, garbage, mostlyBad} {
+		id := mustHash(t, p)
+		ok, err := bs.Exists(ctx, blobstore.BatchKey(id))
+		require.NoError(t, err)
+		require.False(t, ok, "%s still in batches/", p)
+		_, meta, err := bs.Stat(ctx, blobstore.QuarantineKey(id))
+		require.NoError(t, err, p)
+		require.NotEmpty(t, meta[activities.MetaReason], p)
+		require.Equal(t, filepath.Base(p), meta[activities.MetaName])
+	}
+
+	// A path outside ingest.roots, named by a client that starts the
+	// workflow with a path (temporal workflow start), is refused by the worker.
+	run, err := h.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: h.config().Queues.Main},
+		workflows.IngestTelemetry, workflows.IngestInput{Path: "/etc/hostname"})
+	require.NoError(t, err)
+	err = run.Get(ctx, nil)
+	require.ErrorContains(t, err, `ingest "/etc/hostname": path is outside the allowed ingest roots`)
 
 	// The malformed batch's workflow failed once, without retries.
 	hash := mustHash(t, header)
@@ -141,5 +168,6 @@ func TestBadBatchesFailClearly(t *testing.T) {
 	b, err := acts.Store.Batch(context.Background(), mustHash(t, good))
 	require.NoError(t, err)
 	require.Equal(t, store.BatchStored, b.Status)
+	require.Equal(t, blobstore.BatchKey(mustHash(t, good)), b.Path, "the claim check is the object key")
 	require.Equal(t, []string{"box-9999"}, b.UnknownBoxes)
 }

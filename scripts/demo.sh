@@ -134,7 +134,9 @@ mkdir -p "$DEMO"
 export SANWATCH_TEMPORAL_ADDRESS=127.0.0.1:$TEMPORAL_PORT
 export SANWATCH_STORE_PATH=$DEMO/sanwatch.db
 export SANWATCH_INVENTORY=$DEMO/sim/fleet.yaml
-export SANWATCH_INGEST_ROOTS=$DEMO/sim/batches
+# `starter ingest` uploads the simulated batches to this batch store, where
+# the workers read them (ingest.roots is not needed: no path claim checks).
+export SANWATCH_BATCHES_URL=$DEMO/batches
 export SANWATCH_SMTP_HOST=127.0.0.1
 export SANWATCH_SMTP_PORT=$SMTP_PORT
 export SANWATCH_SMTP_RATE_PER_SECOND=${SANWATCH_SMTP_RATE_PER_SECOND:-50}

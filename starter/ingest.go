@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -18,6 +21,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/sanwatch/sanwatch/activities"
+	"github.com/sanwatch/sanwatch/internal/blobstore"
 	"github.com/sanwatch/sanwatch/workflows"
 )
 
@@ -40,10 +44,13 @@ func (c *cli) ingestCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ingest FILE|DIR...",
 		Short: "Ingest telemetry batches (CSV or JSON Lines, gzip or not) through the IngestTelemetry workflow",
-		Long: `Ingest starts one IngestTelemetry workflow per batch file, with a workflow id derived
-from the file's content (ingest-<sha256 prefix>), so a batch sent twice is processed once.
-Directories are walked for .csv, .jsonl and .gz files. Paths must be inside ingest.roots and
-readable by the workers (pass paths, not data: the claim-check pattern).`,
+		Long: `Ingest uploads each batch file to the batch store (batches.url) as batches/<sha256>,
+unless that object is already there, and starts one IngestTelemetry workflow per batch with
+the object key as its claim check, so that a worker on any host reads it. The workflow id is
+derived from the content (ingest-<sha256 prefix>): a batch sent twice is processed once.
+Directories are walked for .csv, .jsonl and .gz files. The files are read by this command,
+on this host; ingest.roots does not apply to them (it bounds the paths that workflows
+started by other clients, such as temporal workflow start, may name).`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if parallel < 1 {
@@ -53,6 +60,11 @@ readable by the workers (pass paths, not data: the claim-check pattern).`,
 			if err != nil {
 				return err
 			}
+			bs, err := blobstore.Open(cmd.Context(), c.cfg.Batches.URL)
+			if err != nil {
+				return err
+			}
+			defer bs.Close()
 			tc, err := c.dial(cmd.Context())
 			if err != nil {
 				return err
@@ -65,7 +77,7 @@ readable by the workers (pass paths, not data: the claim-check pattern).`,
 			if err := waitForWorkers(cmd.Context(), tc, c.stderr, waitWorker, needs...); err != nil {
 				return err
 			}
-			outs := c.ingestAll(cmd.Context(), tc, files, parallel, wait, !noAnalyze)
+			outs := c.ingestAll(cmd.Context(), tc, bs, files, parallel, wait, !noAnalyze)
 			return c.reportIngest(outs, asJSON, wait)
 		},
 	}
@@ -122,7 +134,7 @@ func hasBatchExt(p string) bool {
 
 // ingestAll starts (and optionally waits for) one workflow per file, at most
 // parallel at a time, and returns the outcomes in file order.
-func (c *cli) ingestAll(ctx context.Context, tc client.Client, files []string, parallel int, wait, analyze bool) []batchOutcome {
+func (c *cli) ingestAll(ctx context.Context, tc client.Client, bs *blobstore.Store, files []string, parallel int, wait, analyze bool) []batchOutcome {
 	outs := make([]batchOutcome, len(files))
 	sem := make(chan struct{}, parallel)
 	done := make(chan int, len(files))
@@ -130,7 +142,7 @@ func (c *cli) ingestAll(ctx context.Context, tc client.Client, files []string, p
 		go func() {
 			sem <- struct{}{}
 			defer func() { <-sem; done <- i }()
-			outs[i] = c.ingestOne(ctx, tc, f, wait, analyze)
+			outs[i] = c.ingestOne(ctx, tc, bs, f, wait, analyze)
 		}()
 	}
 	for range files {
@@ -139,20 +151,15 @@ func (c *cli) ingestAll(ctx context.Context, tc client.Client, files []string, p
 	return outs
 }
 
-func (c *cli) ingestOne(ctx context.Context, tc client.Client, path string, wait, analyze bool) batchOutcome {
+func (c *cli) ingestOne(ctx context.Context, tc client.Client, bs *blobstore.Store, path string, wait, analyze bool) batchOutcome {
 	out := batchOutcome{Path: path}
-	abs, err := activities.CheckIngestPath(path, c.cfg.Ingest.Roots)
-	if err != nil {
-		out.Error = err.Error()
-		return out
-	}
-	hash, err := activities.HashFile(abs)
+	key, hash, err := uploadBatch(ctx, bs, path)
 	if err != nil {
 		out.Error = err.Error()
 		return out
 	}
 	out.WorkflowID = workflows.IngestWorkflowID(hash)
-	in := workflows.IngestInput{Path: abs, BatchID: hash}
+	in := workflows.IngestInput{Blob: key, BatchID: hash}
 	if !analyze {
 		in.Analyze = &analyze
 	}
@@ -185,6 +192,43 @@ func (c *cli) ingestOne(ctx context.Context, tc client.Client, path string, wait
 	}
 	out.Result = &res
 	return out
+}
+
+// uploadBatch writes the batch file at path to the batch store as
+// batches/<sha256>, unless an object of that key is there already (the
+// same content was uploaded before), and returns the key and the hash. A
+// file that changes while it is uploaded is refused and its object deleted:
+// an object's key is always its content's hash.
+func uploadBatch(ctx context.Context, bs *blobstore.Store, path string) (key, hash string, err error) {
+	hash, err = activities.HashFile(path)
+	if err != nil {
+		return "", "", err
+	}
+	key = blobstore.BatchKey(hash)
+	ok, err := bs.Exists(ctx, key)
+	if err != nil {
+		return "", "", fmt.Errorf("upload batch: %w", err)
+	}
+	if ok {
+		return key, hash, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", "", fmt.Errorf("upload batch: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	meta := map[string]string{activities.MetaName: filepath.Base(path)}
+	if _, err := bs.Put(ctx, key, io.TeeReader(f, h), meta); err != nil {
+		return "", "", fmt.Errorf("upload batch: %w", err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != hash {
+		if err := bs.Delete(context.WithoutCancel(ctx), key); err != nil {
+			return "", "", fmt.Errorf("upload batch: %s changed while it was uploaded, and its object could not be removed: %w", path, err)
+		}
+		return "", "", fmt.Errorf("upload batch: %s changed while it was uploaded: try again once it is complete", path)
+	}
+	return key, hash, nil
 }
 
 func (c *cli) reportIngest(outs []batchOutcome, asJSON, wait bool) error {

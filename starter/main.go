@@ -92,7 +92,7 @@ func (c *cli) root() *cobra.Command {
 		c.ackCmd("resolve", workflows.UpdateResolve, workflows.SignalResolve, "Say a finding is fixed: it is verified on fresh data at once and closed when clear"),
 		c.remediationsCmd(), c.scanCmd(), c.scansCmd(), c.scanReportCmd(), c.scheduleCmd(), c.checkCmd(), c.importCmd(), c.backtestCmd(),
 		c.searchAttributesCmd(), c.codecServerCmd(), c.codecKeygenCmd(), c.retentionCmd(), c.postCmd(),
-		c.receiveCmd(), c.tokenCmd(), c.discoverCmd())
+		c.receiveCmd(), c.tokenCmd(), c.discoverCmd(), c.tlsSelfSignedCmd())
 	return root
 }
 

@@ -2,20 +2,15 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
+	"github.com/sanwatch/sanwatch/internal/app"
 	"github.com/sanwatch/sanwatch/workflows"
 )
-
-// retentionTimeout bounds one Retention run, across its continue-as-new runs.
-const retentionTimeout = 12 * time.Hour
 
 func (c *cli) retentionCmd() *cobra.Command {
 	var now bool
@@ -23,13 +18,15 @@ func (c *cli) retentionCmd() *cobra.Command {
 		Use:   "retention",
 		Short: "Create or update the sanwatch-retention schedule (every retention.every); --now runs retention once and prints what it freed",
 		Long: "Without --now: creates the Temporal Schedule " + workflows.RetentionScheduleID + ", or updates it to the\n" +
-			"configuration, so that the Retention workflow deletes samples older than retention.samples\n" +
-			"every retention.every (overlapping runs are skipped). With --now: runs Retention once, waits,\n" +
-			"and prints what it freed.",
+			"configuration, so that the Retention workflow deletes samples older than retention.samples,\n" +
+			"batch objects older than retention.batches and quarantined objects older than\n" +
+			"retention.quarantine every retention.every (overlapping runs are skipped). A worker serving\n" +
+			"the main queue does the same when it starts (retention.schedule, on by default). With --now:\n" +
+			"runs Retention once, waits, and prints what it freed.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			in := workflows.RetentionInput{Samples: c.cfg.Retention.Samples.String()}
+			in := app.RetentionInput(c.cfg)
 			tc, err := c.dial(ctx)
 			if err != nil {
 				return err
@@ -38,59 +35,23 @@ func (c *cli) retentionCmd() *cobra.Command {
 			if now {
 				return c.retentionNow(ctx, tc, in)
 			}
-			return c.retentionSchedule(ctx, tc, in)
+			return c.retentionSchedule(ctx, tc)
 		},
 	}
 	cmd.Flags().BoolVar(&now, "now", false, "run retention once now and print what it freed, instead of scheduling it")
 	return cmd
 }
 
-// retentionAction is what the retention schedule starts.
-func (c *cli) retentionAction(in workflows.RetentionInput) *client.ScheduleWorkflowAction {
-	return &client.ScheduleWorkflowAction{
-		ID:                       workflows.RetentionScheduleID,
-		Workflow:                 workflows.Retention,
-		Args:                     []any{in},
-		TaskQueue:                c.cfg.Queues.Main,
-		WorkflowExecutionTimeout: retentionTimeout,
-	}
-}
-
 // retentionSchedule creates the retention schedule, or updates an existing
 // one to the configured interval and retention.
-func (c *cli) retentionSchedule(ctx context.Context, tc client.Client, in workflows.RetentionInput) error {
-	every := c.cfg.Retention.Every
-	spec := client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: every}}}
-	_, err := tc.ScheduleClient().Create(ctx, client.ScheduleOptions{
-		ID:            workflows.RetentionScheduleID,
-		Spec:          spec,
-		Overlap:       enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
-		CatchupWindow: every,
-		Action:        c.retentionAction(in),
-	})
-	verb := "created"
-	if errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
-		verb = "updated"
-		h := tc.ScheduleClient().GetHandle(ctx, workflows.RetentionScheduleID)
-		err = h.Update(ctx, client.ScheduleUpdateOptions{
-			DoUpdate: func(u client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
-				s := u.Description.Schedule
-				s.Spec = &spec
-				s.Action = c.retentionAction(in)
-				if s.Policy == nil {
-					s.Policy = &client.SchedulePolicies{}
-				}
-				s.Policy.Overlap = enumspb.SCHEDULE_OVERLAP_POLICY_SKIP
-				s.Policy.CatchupWindow = every
-				return &client.ScheduleUpdate{Schedule: &s}, nil
-			},
-		})
-	}
+func (c *cli) retentionSchedule(ctx context.Context, tc client.Client) error {
+	verb, err := app.EnsureRetentionSchedule(ctx, tc, c.cfg)
 	if err != nil {
-		return fmt.Errorf("create or update schedule %s: %w", workflows.RetentionScheduleID, err)
+		return err
 	}
-	fmt.Fprintf(c.stdout, "schedule %s %s: Retention every %s, samples kept %s\n",
-		workflows.RetentionScheduleID, verb, every, c.cfg.Retention.Samples)
+	r := c.cfg.Retention
+	fmt.Fprintf(c.stdout, "schedule %s %s: Retention every %s, samples kept %s, batch objects kept %s, quarantined kept %s\n",
+		workflows.RetentionScheduleID, verb, r.Every, r.Samples, r.Batches, r.Quarantine)
 	return nil
 }
 
@@ -98,7 +59,7 @@ func (c *cli) retentionSchedule(ctx context.Context, tc client.Client, in workfl
 func (c *cli) retentionNow(ctx context.Context, tc client.Client, in workflows.RetentionInput) error {
 	id := workflows.RetentionWorkflowID(time.Now())
 	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: id, TaskQueue: c.cfg.Queues.Main, WorkflowExecutionTimeout: retentionTimeout,
+		ID: id, TaskQueue: c.cfg.Queues.Main, WorkflowExecutionTimeout: app.RetentionTimeout,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 	}, workflows.Retention, in)
 	if err != nil {
@@ -110,5 +71,23 @@ func (c *cli) retentionNow(ctx context.Context, tc client.Client, in workflows.R
 	}
 	fmt.Fprintf(c.stdout, "retention %s: deleted %d samples older than %s (kept %s)\n",
 		id, res.SamplesDeleted, res.Before.UTC().Format(time.RFC3339), c.cfg.Retention.Samples)
+	fmt.Fprintf(c.stdout, "retention %s: deleted %d batch objects (%s) written before %s (kept %s)\n",
+		id, res.BatchesDeleted, byteSize(res.BatchBytes), res.BatchesBefore.UTC().Format(time.RFC3339), c.cfg.Retention.Batches)
+	fmt.Fprintf(c.stdout, "retention %s: deleted %d quarantined objects (%s) written before %s (kept %s)\n",
+		id, res.QuarantineDeleted, byteSize(res.QuarantineBytes), res.QuarantineBefore.UTC().Format(time.RFC3339), c.cfg.Retention.Quarantine)
 	return nil
+}
+
+// byteSize writes n bytes for people: 512 B, 1.5 KiB, 3.0 MiB.
+func byteSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

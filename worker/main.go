@@ -2,7 +2,9 @@
 // --queues (main, analysis, email; default all), with Prometheus /metrics
 // and /healthz on worker.metrics_addr, and /debug/pprof only when
 // worker.pprof_addr names a loopback address of its own. At start it registers
-// sanwatch's search attributes (temporal.search_attributes). SIGTERM or SIGINT
+// sanwatch's search attributes (temporal.search_attributes) and, serving the
+// main queue, creates or updates the sanwatch-retention schedule
+// (retention.schedule). SIGTERM or SIGINT
 // stops it gracefully: running activities get worker.shutdown_timeout to finish.
 package main
 
@@ -13,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -26,6 +29,7 @@ import (
 	"github.com/sanwatch/sanwatch/internal/app"
 	"github.com/sanwatch/sanwatch/internal/metrics"
 	"github.com/sanwatch/sanwatch/internal/search"
+	"github.com/sanwatch/sanwatch/workflows"
 )
 
 func main() {
@@ -96,6 +100,9 @@ func run(ctx context.Context, args []string) error {
 			return fmt.Errorf("start worker: %w", err)
 		}
 	}
+	if cfg.Retention.Schedule && slices.Contains(cfg.Worker.Queues, app.RoleMain) {
+		ensureRetentionSchedule(ctx, c, cfg, logger)
+	}
 	logger.Info("worker started", "queues", strings.Join(cfg.Worker.Queues, ","), "temporal", cfg.Temporal.Address,
 		"namespace", cfg.Temporal.Namespace, "store", cfg.Store.Driver, "metrics", cfg.Worker.MetricsAddr,
 		"pprof", cfg.Worker.PprofAddr)
@@ -136,6 +143,23 @@ func registerSearchAttributes(ctx context.Context, c client.Client, namespace st
 			"or SANWATCH_TEMPORAL_SEARCH_ATTRIBUTES=false)", err)
 	}
 	return nil
+}
+
+// ensureRetentionSchedule creates or updates the sanwatch-retention schedule
+// (retention.schedule). A failure is a warning that says how to fix it: the
+// worker's work does not depend on the schedule.
+func ensureRetentionSchedule(ctx context.Context, c client.Client, cfg *config.Config, logger *slog.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	verb, err := app.EnsureRetentionSchedule(ctx, c, cfg)
+	if err != nil {
+		logger.Warn("retention schedule not created: nothing is pruned until it is; run `starter retention` "+
+			"once Temporal accepts it, or set retention.schedule: false to leave it to `starter retention`",
+			"schedule", workflows.RetentionScheduleID, "error", err)
+		return
+	}
+	logger.Info("retention schedule "+verb, "schedule", workflows.RetentionScheduleID, "every", cfg.Retention.Every,
+		"samples", cfg.Retention.Samples, "batches", cfg.Retention.Batches, "quarantine", cfg.Retention.Quarantine)
 }
 
 // stopAll stops the workers of every role at once and waits for all of them:

@@ -10,9 +10,12 @@ import (
 	"github.com/sanwatch/sanwatch/activities"
 )
 
-// IngestInput starts IngestTelemetry. It names a batch file by path (claim
-// check); the file must be readable by the workers, inside ingest.roots.
+// IngestInput starts IngestTelemetry. It names the batch (claim check) by
+// its object key in the batch store (Blob), or by a path readable by the
+// workers, inside ingest.roots (Path): exactly one of them.
 type IngestInput struct {
+	// Path is a batch file on the workers' hosts, inside ingest.roots: the
+	// claim check for batches started by hand (temporal workflow start).
 	Path string `json:"path,omitempty"`
 	// Blob is the batch's object key in the batch store (batches.url, e.g.
 	// "batches/<sha256>"), set instead of Path: the claim check that
@@ -36,8 +39,14 @@ type IngestResult struct {
 // workflow with a non-retryable error that names the problem.
 func IngestTelemetry(ctx workflow.Context, in IngestInput) (IngestResult, error) {
 	var out IngestResult
-	if in.Path == "" {
-		return out, temporal.NewNonRetryableApplicationError("input path is empty", activities.ErrTypeInvalidInput, nil)
+	// Accepting Blob as well as Path adds no command: histories of either
+	// kind replay unchanged.
+	if in.Path == "" && in.Blob == "" {
+		return out, temporal.NewNonRetryableApplicationError("input path and blob are empty: set blob (an object key in batches.url) or path", activities.ErrTypeInvalidInput, nil)
+	}
+	batch := in.Path
+	if in.Blob != "" {
+		batch = in.Blob
 	}
 	s, err := loadSettings(ctx)
 	if err != nil {
@@ -61,9 +70,9 @@ func IngestTelemetry(ctx workflow.Context, in IngestInput) (IngestResult, error)
 	// From bounded-payloads on, the batch's boxes stay in the store: the
 	// summary counts them and the analysis pages them by batch id.
 	bounded := workflow.GetVersion(ctx, changeBoundedPayloads, workflow.DefaultVersion, 1) >= 1
-	err = workflow.ExecuteActivity(actx, a.StoreBatch, activities.StoreBatchInput{Path: in.Path, BatchID: in.BatchID, BoxesInStore: bounded}).Get(ctx, &out.Batch)
+	err = workflow.ExecuteActivity(actx, a.StoreBatch, activities.StoreBatchInput{Path: in.Path, Blob: in.Blob, BatchID: in.BatchID, BoxesInStore: bounded}).Get(ctx, &out.Batch)
 	if err != nil {
-		return out, fmt.Errorf("store batch %s: %w", in.Path, err)
+		return out, fmt.Errorf("store batch %s: %w", batch, err)
 	}
 	boxes := len(out.Batch.Boxes)
 	if bounded {

@@ -127,7 +127,19 @@ func TestIngestTelemetryBadBatchFailsWithoutRetry(t *testing.T) {
 func TestIngestTelemetryRejectsEmptyInput(t *testing.T) {
 	env := newEnv(t)
 	env.ExecuteWorkflow(IngestTelemetry, IngestInput{})
-	require.ErrorContains(t, env.GetWorkflowError(), "input path is empty")
+	require.ErrorContains(t, env.GetWorkflowError(), "input path and blob are empty")
+}
+
+// TestIngestTelemetryPassesTheBlobKey: a batch named by its object key
+// reaches StoreBatch as that key, and a failure names it.
+func TestIngestTelemetryPassesTheBlobKey(t *testing.T) {
+	env := newEnv(t)
+	in := activities.StoreBatchInput{Blob: "batches/abc", BatchID: "abc", BoxesInStore: true}
+	env.OnActivity(a.StoreBatch, mock.Anything, in).Return(activities.BatchSummary{},
+		temporal.NewNonRetryableApplicationError("object batches/abc not found", activities.ErrTypeInvalidInput, nil)).Once()
+	env.ExecuteWorkflow(IngestTelemetry, IngestInput{Blob: "batches/abc", BatchID: "abc"})
+	require.ErrorContains(t, env.GetWorkflowError(), "store batch batches/abc: ")
+	env.AssertExpectations(t)
 }
 
 func TestIngestTelemetryWithoutAnalysis(t *testing.T) {

@@ -3,6 +3,10 @@ package workflows
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +16,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/sanwatch/sanwatch/activities"
+	"github.com/sanwatch/sanwatch/internal/blobstore"
 	"github.com/sanwatch/sanwatch/internal/store"
 )
 
@@ -108,6 +113,92 @@ func TestRetention(t *testing.T) {
 			if tc.old > 0 {
 				require.Equal(t, []time.Time{tc.want.Before}, st.cutoffs, "one cutoff for every page")
 			}
+		})
+	}
+}
+
+// oldObjects fills a file:// batch store with n batch objects and n
+// quarantined ones per age (days before start), each of size bytes, their
+// times set back with os.Chtimes as if written then.
+func oldObjects(t *testing.T, start time.Time, ages []int, n, size int) *blobstore.Store {
+	t.Helper()
+	dir := t.TempDir()
+	bs, err := blobstore.Open(context.Background(), "file://"+dir)
+	require.NoError(t, err)
+	t.Cleanup(func() { bs.Close() })
+	for _, age := range ages {
+		at := start.Add(-time.Duration(age) * 24 * time.Hour)
+		for i := range n {
+			for _, key := range []string{blobstore.BatchKey(fmt.Sprintf("d%03d-%d", age, i)), blobstore.QuarantineKey(fmt.Sprintf("d%03d-%d", age, i))} {
+				_, err := bs.Put(context.Background(), key, strings.NewReader(strings.Repeat("x", size)), nil)
+				require.NoError(t, err)
+				require.NoError(t, os.Chtimes(filepath.Join(dir, filepath.FromSlash(key)), at, at))
+			}
+		}
+	}
+	return bs
+}
+
+// TestRetentionDeletesOldObjects: after the samples, batch objects older
+// than Batches and quarantined ones older than Quarantine are deleted, and
+// the result says how many and how many bytes; objects within their window
+// stay.
+func TestRetentionDeletesOldObjects(t *testing.T) {
+	start := time.Date(2026, 11, 30, 3, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		in   RetentionInput
+		want RetentionResult
+		left []string
+	}{
+		{name: "both windows", in: RetentionInput{Samples: "720h", Batches: "240h", Quarantine: "72h"},
+			want: RetentionResult{Before: start.Add(-720 * time.Hour), SamplesDeleted: 5, Calls: 1,
+				BatchesBefore: start.Add(-240 * time.Hour), QuarantineBefore: start.Add(-72 * time.Hour),
+				ObjectsFreed: activities.ObjectsFreed{BatchesDeleted: 2, BatchBytes: 20, QuarantineDeleted: 4, QuarantineBytes: 40}},
+			left: []string{"batches/d001-0", "batches/d001-1", "batches/d005-0", "batches/d005-1", "quarantine/d001-0", "quarantine/d001-1"}},
+		{name: "samples only (a schedule made before object retention)", in: RetentionInput{Samples: "720h"},
+			want: RetentionResult{Before: start.Add(-720 * time.Hour), SamplesDeleted: 5, Calls: 1},
+			left: []string{"batches/d001-0", "batches/d001-1", "batches/d005-0", "batches/d005-1", "batches/d040-0", "batches/d040-1",
+				"quarantine/d001-0", "quarantine/d001-1", "quarantine/d005-0", "quarantine/d005-1", "quarantine/d040-0", "quarantine/d040-1"}},
+		{name: "continued run keeps its cutoffs and counts",
+			in: RetentionInput{Samples: "720h", Batches: "240h", Quarantine: "72h", SamplesDone: true,
+				BatchesBefore: start.Add(-30 * 24 * time.Hour), QuarantineBefore: start.Add(-30 * 24 * time.Hour),
+				Before: start.Add(-720 * time.Hour), Deleted: 9, Freed: activities.ObjectsFreed{BatchesDeleted: 1, BatchBytes: 1}},
+			want: RetentionResult{Before: start.Add(-720 * time.Hour), SamplesDeleted: 9, Calls: 1,
+				BatchesBefore: start.Add(-30 * 24 * time.Hour), QuarantineBefore: start.Add(-30 * 24 * time.Hour),
+				ObjectsFreed: activities.ObjectsFreed{BatchesDeleted: 3, BatchBytes: 21, QuarantineDeleted: 2, QuarantineBytes: 20}},
+			left: []string{"batches/d001-0", "batches/d001-1", "batches/d005-0", "batches/d005-1",
+				"quarantine/d001-0", "quarantine/d001-1", "quarantine/d005-0", "quarantine/d005-1"}},
+		{name: "bad batches duration", in: RetentionInput{Samples: "720h", Batches: "a month"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var s testsuite.WorkflowTestSuite
+			env := s.NewTestWorkflowEnvironment()
+			env.SetStartTime(start)
+			env.RegisterWorkflow(Retention)
+			st := &retentionStore{old: 5}
+			if tc.in.SamplesDone {
+				st.old = 0
+			}
+			bs := oldObjects(t, start, []int{1, 5, 40}, 2, 10)
+			env.RegisterActivity(&activities.Activities{Store: st, Batches: bs})
+			env.ExecuteWorkflow(Retention, tc.in)
+			require.True(t, env.IsWorkflowCompleted())
+			if tc.left == nil {
+				require.ErrorContains(t, env.GetWorkflowError(), `input batches = "a month": want a positive duration`)
+				return
+			}
+			require.NoError(t, env.GetWorkflowError())
+			var got RetentionResult
+			require.NoError(t, env.GetWorkflowResult(&got))
+			require.Equal(t, tc.want, got)
+			var left []string
+			require.NoError(t, bs.List(context.Background(), "", func(o blobstore.Object) (bool, error) {
+				left = append(left, o.Key)
+				return false, nil
+			}))
+			require.Equal(t, tc.left, left)
 		})
 	}
 }

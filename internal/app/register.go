@@ -40,13 +40,11 @@ func NewWorkers(c client.Client, cfg *config.Config, acts *activities.Activities
 		var queue string
 		switch role {
 		case RoleMain:
-			if len(cfg.Ingest.Roots) == 0 {
-				// StoreBatch runs here: without roots it could read nothing,
-				// and a default such as the working directory would let anyone
-				// who starts IngestTelemetry read files there.
-				return nil, fmt.Errorf("worker.queues: role main stores telemetry batches and needs ingest.roots, "+
-					"the directories batches are read from: set it (or %s) explicitly", config.EnvVar("ingest.roots"))
-			}
+			// StoreBatch runs here. Batches named by an object key
+			// (the receiver, `starter ingest`) need no ingest.roots;
+			// without roots a batch named by a path is refused (no
+			// default such as the working directory: anyone who starts
+			// IngestTelemetry could read files there).
 			queue = cfg.Queues.Main
 			if n := cfg.Worker.WorkflowConcurrency; n > 0 {
 				opts.MaxConcurrentWorkflowTaskExecutionSize = n

@@ -10,10 +10,11 @@ import (
 	"github.com/sanwatch/sanwatch/config"
 )
 
-// TestNewWorkersNeedsIngestRootsForMain: a worker serving the main queue,
-// where StoreBatch runs, refuses to start without ingest.roots; the other
-// roles need none.
-func TestNewWorkersNeedsIngestRootsForMain(t *testing.T) {
+// TestNewWorkersRoles: one worker per role; the main queue, where
+// StoreBatch runs, starts without ingest.roots (batches come from the batch
+// store; a batch named by a path is then refused by StoreBatch), and an
+// unknown role is refused.
+func TestNewWorkersRoles(t *testing.T) {
 	c, err := client.NewLazyClient(client.Options{HostPort: "127.0.0.1:1"})
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
@@ -24,8 +25,8 @@ func TestNewWorkersNeedsIngestRootsForMain(t *testing.T) {
 		workers int
 		err     string
 	}{
-		{name: "main without roots", queues: []string{RoleMain, RoleEmail},
-			err: "worker.queues: role main stores telemetry batches and needs ingest.roots, the directories batches are read from: set it (or SANWATCH_INGEST_ROOTS) explicitly"},
+		{name: "main without roots", queues: []string{RoleMain, RoleEmail}, workers: 2},
+		{name: "unknown role", queues: []string{RoleMain, "mail"}, err: `worker.queues: unknown role "mail": allowed main, analysis, email`},
 		{name: "main with roots", queues: []string{RoleMain}, roots: []string{t.TempDir()}, workers: 1},
 		{name: "analysis and email without roots", queues: []string{RoleAnalysis, RoleEmail}, workers: 2},
 	}

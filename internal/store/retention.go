@@ -63,7 +63,8 @@ func (s *SQLite) autoVacuum(ctx context.Context) (int, error) {
 // with auto_vacuum=INCREMENTAL (every file created since the store sets it
 // on open) runs incremental_vacuum; an older file, with auto_vacuum off, is
 // rebuilt once with VACUUM, which also switches it to INCREMENTAL, so later
-// runs are incremental. No migration is needed for the switch.
+// runs are incremental. No migration is needed for the switch. Then the
+// WAL is truncated.
 func (s *SQLite) Compact(ctx context.Context) error {
 	mode, err := s.autoVacuum(ctx)
 	if err != nil {
@@ -73,7 +74,7 @@ func (s *SQLite) Compact(ctx context.Context) error {
 		if _, err := s.w.ExecContext(ctx, `PRAGMA incremental_vacuum`); err != nil {
 			return fmt.Errorf("compact: incremental vacuum: %w", err)
 		}
-		return nil
+		return s.truncateWAL(ctx)
 	}
 	// Asked for again here: on a file with tables the request only takes
 	// effect through VACUUM.
@@ -82,6 +83,17 @@ func (s *SQLite) Compact(ctx context.Context) error {
 	}
 	if _, err := s.w.ExecContext(ctx, `VACUUM`); err != nil {
 		return fmt.Errorf("compact: vacuum: %w", err)
+	}
+	return s.truncateWAL(ctx)
+}
+
+// truncateWAL checkpoints the write-ahead log and truncates it: the WAL
+// grows to hold the largest burst of writes (a retention run's deletes) and
+// otherwise keeps that size on disk. A reader in the way only leaves it for
+// the next run (the checkpoint reports busy, not an error).
+func (s *SQLite) truncateWAL(ctx context.Context) error {
+	if _, err := s.w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		return fmt.Errorf("compact: checkpoint wal: %w", err)
 	}
 	return nil
 }

@@ -1,0 +1,70 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sanwatch/sanwatch/internal/blobstore"
+)
+
+// TestApplyRetentionDeletesObjectsInPages: a call deletes at most
+// MaxObjects old objects and says it is not done; the next calls go on
+// until none is left; young objects stay.
+func TestApplyRetentionDeletesObjectsInPages(t *testing.T) {
+	f := newFixture(t)
+	bs := withBatchStore(t, f)
+	ctx := context.Background()
+	now := f.acts.now()
+	put := func(key string, age time.Duration) {
+		_, err := bs.Put(ctx, key, strings.NewReader("0123456789"), nil)
+		require.NoError(t, err)
+		at := now.Add(-age)
+		require.NoError(t, os.Chtimes(filepath.Join(f.dir, "bucket", filepath.FromSlash(key)), at, at))
+	}
+	for i := range 7 {
+		put(fmt.Sprintf("batches/old%d", i), 40*24*time.Hour)
+		put(fmt.Sprintf("quarantine/old%d", i), 40*24*time.Hour)
+	}
+	put("batches/young", time.Hour)
+	put("quarantine/young", time.Hour)
+
+	in := ApplyRetentionInput{Before: now.Add(-720 * time.Hour), PageSize: 100, MaxPages: 1,
+		BatchesBefore: now.Add(-720 * time.Hour), QuarantineBefore: now.Add(-720 * time.Hour), MaxObjects: 5}
+	var total ObjectsFreed
+	var calls int
+	for {
+		val, err := f.env.ExecuteActivity(f.acts.ApplyRetention, in)
+		require.NoError(t, err)
+		var r ApplyRetentionResult
+		require.NoError(t, val.Get(&r))
+		calls++
+		require.True(t, r.SamplesDone)
+		require.LessOrEqual(t, r.BatchesDeleted+r.QuarantineDeleted, int64(5))
+		total.Add(r.ObjectsFreed)
+		in.SkipSamples = true
+		if r.Done {
+			break
+		}
+		require.Less(t, calls, 10)
+	}
+	require.Equal(t, 3, calls, "14 objects, 5 a call")
+	require.Equal(t, ObjectsFreed{BatchesDeleted: 7, BatchBytes: 70, QuarantineDeleted: 7, QuarantineBytes: 70}, total)
+	var left []string
+	require.NoError(t, bs.List(ctx, "", func(o blobstore.Object) (bool, error) {
+		left = append(left, o.Key)
+		return false, nil
+	}))
+	require.Equal(t, []string{"batches/young", "quarantine/young"}, left)
+
+	// Without a batch store: retryable, said plainly.
+	f.acts.Batches = nil
+	_, err := f.env.ExecuteActivity(f.acts.ApplyRetention, in)
+	require.ErrorContains(t, err, "apply retention: this worker has no batch store (batches.url)")
+}
