@@ -25,6 +25,8 @@ UI_PORT=${DEMO_UI_PORT:-8233}
 SMTP_PORT=${DEMO_SMTP_PORT:-1025}
 MAILPIT_PORT=${DEMO_MAILPIT_PORT:-8025}
 CODEC_PORT=${DEMO_CODEC_PORT:-8081}
+RECEIVER_PORT=${DEMO_RECEIVER_PORT:-8088}
+BATCH_HOURS=${DEMO_BATCH_HOURS:-4} # each box posts one file of this many hours per --every
 MAIN_METRICS=127.0.0.1:${DEMO_MAIN_METRICS_PORT:-9090}
 ANALYSIS_METRICS=127.0.0.1:${DEMO_ANALYSIS_METRICS_PORT:-9091}
 INGEST_TIMEOUT=${DEMO_INGEST_TIMEOUT:-15m}
@@ -137,6 +139,7 @@ export SANWATCH_INVENTORY=$DEMO/sim/fleet.yaml
 # `starter ingest` uploads the simulated batches to this batch store, where
 # the workers read them (ingest.roots is not needed: no path claim checks).
 export SANWATCH_BATCHES_URL=$DEMO/batches
+export SANWATCH_RECEIVER_ADDR=127.0.0.1:$RECEIVER_PORT
 export SANWATCH_SMTP_HOST=127.0.0.1
 export SANWATCH_SMTP_PORT=$SMTP_PORT
 export SANWATCH_SMTP_RATE_PER_SECOND=${SANWATCH_SMTP_RATE_PER_SECOND:-50}
@@ -196,7 +199,7 @@ fi
 
 echo "demo: simulating $BOXES boxes x ${HOURS}h with benign patterns and $FAULTS injected faults (a share of $WEAK below threshold on purpose)"
 step "$BIN/starter" simulate --boxes "$BOXES" --hours "$HOURS" --faults "$FAULTS" --seed "$SEED" --weak "$WEAK" \
-  --batch-hours 24 --out "$DEMO/sim" || fail "simulate"
+  --batch-hours "$BATCH_HOURS" --out "$DEMO/sim" || fail "simulate"
 
 echo "demo: starting workers (main+email, and a separate analysis worker)"
 start "the main+email worker" "$DEMO/worker-main.log" \
@@ -206,12 +209,31 @@ start "the analysis worker" "$DEMO/worker-analysis.log" \
 wait_for "the main+email worker's /healthz on $MAIN_METRICS" 60 curl -sf --max-time 2 "http://$MAIN_METRICS/healthz"
 wait_for "the analysis worker's /healthz on $ANALYSIS_METRICS" 60 curl -sf --max-time 2 "http://$ANALYSIS_METRICS/healthz"
 
-echo "demo: ingesting $DEMO/sim/batches (at most $INGEST_TIMEOUT)"
-step timeout "$INGEST_TIMEOUT" "$BIN/starter" ingest --parallel 8 --wait-for-worker 60s "$DEMO/sim/batches" >"$DEMO/ingest.log" 2>&1
-ingest_rc=$?
-tail -n 1 "$DEMO/ingest.log"
-[ $ingest_rc = 124 ] && fail "ingest did not finish within $INGEST_TIMEOUT (see $DEMO/ingest.log)"
-[ $ingest_rc = 0 ] || fail "ingest (see $DEMO/ingest.log)"
+# The boxes call home: the receiver takes their posts over HTTP (plain HTTP
+# on loopback; TLS and client certificates in production, see the README).
+echo "demo: starting the receiver on 127.0.0.1:$RECEIVER_PORT"
+start "the receiver" "$DEMO/receiver.log" "$BIN/starter" receive
+wait_for "the receiver's /healthz on 127.0.0.1:$RECEIVER_PORT" 30 curl -sf --max-time 2 "http://127.0.0.1:$RECEIVER_PORT/healthz"
+
+# Enrol every box: one bearer token each, shown once, kept in a directory
+# only this user can read (the tokens never go on a command line).
+echo "demo: enrolling $BOXES boxes (one bearer token each, stored hashed)"
+mkdir -p "$DEMO/tokens" && chmod 700 "$DEMO/tokens"
+for box in $(ls "$DEMO/sim/batches" | sed -E 's/-[0-9]{3}\..*$//' | sort -u); do
+  (umask 077 && "$BIN/starter" token create --box "$box" --label demo >"$DEMO/tokens/$box.token" 2>>"$DEMO/tokens.log") ||
+    fail "token create --box $box (see $DEMO/tokens.log)"
+done
+
+# Every box posts its telemetry in ${BATCH_HOURS}-hour batches, one every
+# 2 seconds, all boxes at once: analysis starts as each batch lands.
+files=$(ls "$DEMO/sim/batches" | wc -l)
+echo "demo: $BOXES boxes posting $files batches over HTTP, one per box every 2s (at most $INGEST_TIMEOUT)"
+step timeout "$INGEST_TIMEOUT" "$BIN/starter" post --url "http://127.0.0.1:$RECEIVER_PORT" --tokens-dir "$DEMO/tokens" \
+  --every 2s --parallel 16 --wait "$INGEST_TIMEOUT" "$DEMO/sim/batches" >"$DEMO/post.log" 2>&1
+post_rc=$?
+tail -n 1 "$DEMO/post.log"
+[ $post_rc = 124 ] && fail "posting did not finish within $INGEST_TIMEOUT (see $DEMO/post.log)"
+[ $post_rc = 0 ] || fail "post (see $DEMO/post.log)"
 
 # A silent box is judged against the whole fleet's newest data, which only a
 # scan after the last batch sees: run the first scan now rather than in 15 min.

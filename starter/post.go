@@ -35,6 +35,7 @@ type postOptions struct {
 	retryFor   time.Duration
 	asJSON     bool
 	timeout    time.Duration
+	wait       time.Duration
 	tokenByBox map[string]string
 }
 
@@ -50,6 +51,9 @@ type postReceipt struct {
 	Duplicate  bool   `json:"duplicate,omitempty"`
 	Error      string `json:"error,omitempty"`
 	Attempts   int    `json:"attempts,omitempty"`
+	// Final is the batch's status once ingested (stored, quarantined,
+	// failed), with --wait.
+	Final string `json:"final,omitempty"`
 }
 
 func (c *cli) postCmd() *cobra.Command {
@@ -82,6 +86,9 @@ order, as a box reporting in near-real time does. Tokens never go on the command
 			}
 			o.tokenByBox = tokens
 			outs := c.postAll(cmd.Context(), hc, o, files)
+			if o.wait > 0 {
+				c.waitIngested(cmd.Context(), hc, o, outs)
+			}
 			return c.reportPosts(outs, o.asJSON)
 		},
 	}
@@ -97,6 +104,7 @@ order, as a box reporting in near-real time does. Tokens never go on the command
 	f.DurationVar(&o.retryFor, "retry-for", 2*time.Minute, "retry 429/503 answers and connection errors for this long")
 	f.DurationVar(&o.timeout, "timeout", time.Minute, "timeout of one post")
 	f.BoolVar(&o.asJSON, "json", false, "print one JSON object per file")
+	f.DurationVar(&o.wait, "wait", 0, "then wait up to this long for every accepted batch to be ingested and analysed (GET /v1/batches/{id})")
 	return cmd
 }
 
@@ -323,6 +331,81 @@ func tryPost(ctx context.Context, hc *http.Client, base, token, path string, bod
 	return -1, err
 }
 
+// batchState is the part of GET /v1/batches/{id} that --wait reads.
+type batchState struct {
+	Status   string `json:"status"`
+	Workflow string `json:"workflow"`
+}
+
+// waitIngested polls the status of every accepted batch until its ingest
+// workflow has ended (analysis included) or --wait runs out; a batch that
+// did not end as stored gets an error.
+func (c *cli) waitIngested(ctx context.Context, hc *http.Client, o postOptions, outs []postReceipt) {
+	base := strings.TrimSuffix(o.url, "/")
+	if base == "" {
+		base = "http://" + c.cfg.Receiver.Addr
+	}
+	deadline := time.Now().Add(o.wait)
+	for i := range outs {
+		out := &outs[i]
+		if out.Error != "" || out.BatchID == "" {
+			continue
+		}
+		token := o.tokenByBox[out.Box]
+		if token == "" {
+			token = o.tokenByBox[""]
+		}
+		for {
+			st, err := getBatch(ctx, hc, base, token, out.BatchID)
+			if err == nil && st.Status != "queued" && st.Status != "started" && st.Workflow != "Running" {
+				out.Final = st.Status
+				if st.Status != "stored" || (st.Workflow != "" && st.Workflow != "Completed") {
+					out.Error = fmt.Sprintf("batch %.16s ended %s (workflow %s)", out.BatchID, st.Status, st.Workflow)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				out.Error = fmt.Sprintf("batch %.16s not ingested within --wait %s (status %s, workflow %s)", out.BatchID, o.wait, st.Status, st.Workflow)
+				if err != nil {
+					out.Error = fmt.Sprintf("batch %.16s: status unknown after --wait %s: %v", out.BatchID, o.wait, err)
+				}
+				break
+			}
+			select {
+			case <-ctx.Done():
+				out.Error = ctx.Err().Error()
+				return
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// getBatch reads GET /v1/batches/{id}.
+func getBatch(ctx context.Context, hc *http.Client, base, token, id string) (batchState, error) {
+	var st batchState
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/batches/"+id, nil)
+	if err != nil {
+		return st, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return st, fmt.Errorf("get batch status: %w", err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("get batch status: %s: %s", resp.Status, clip(msg))
+	}
+	if err := json.Unmarshal(msg, &st); err != nil {
+		return st, fmt.Errorf("get batch status: %w", err)
+	}
+	return st, nil
+}
+
 // clip shortens an answer body for an error message.
 func clip(b []byte) string {
 	s := strings.TrimSpace(string(b))
@@ -353,6 +436,9 @@ func (c *cli) reportPosts(outs []postReceipt, asJSON bool) error {
 			continue
 		}
 		line := fmt.Sprintf("ok   %s box=%s batch=%.16s workflow=%s status=%s", o.File, o.Box, o.BatchID, o.WorkflowID, o.Status)
+		if o.Final != "" {
+			line += " then " + o.Final
+		}
 		if o.Duplicate {
 			line += " (already received)"
 		}
