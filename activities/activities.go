@@ -88,6 +88,9 @@ type Activities struct {
 	// Batches is the batch store: StoreBatch reads a batch named by its
 	// object key (StoreBatchInput.Blob) from it.
 	Batches *blobstore.Store
+	// Outbox drains the receiver's outbox (DrainOutbox); nil where the
+	// store keeps no intakes.
+	Outbox Outbox
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 

@@ -8,6 +8,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/sanwatch/sanwatch/internal/blobstore"
+	"github.com/sanwatch/sanwatch/internal/store"
 )
 
 // ApplyRetentionInput is one call of ApplyRetention: delete samples older
@@ -37,6 +38,9 @@ type ObjectsFreed struct {
 	BatchBytes        int64 `json:"batch_bytes,omitempty"`
 	QuarantineDeleted int64 `json:"quarantine_deleted,omitempty"`
 	QuarantineBytes   int64 `json:"quarantine_bytes,omitempty"`
+	// IntakesDeleted counts the receiver's intake records (accepted
+	// batches whose workflow started) older than the batch cutoff.
+	IntakesDeleted int64 `json:"intakes_deleted,omitempty"`
 }
 
 // Add adds o's counts to f.
@@ -45,6 +49,7 @@ func (f *ObjectsFreed) Add(o ObjectsFreed) {
 	f.BatchBytes += o.BatchBytes
 	f.QuarantineDeleted += o.QuarantineDeleted
 	f.QuarantineBytes += o.QuarantineBytes
+	f.IntakesDeleted += o.IntakesDeleted
 }
 
 // ApplyRetentionResult says what one call of ApplyRetention freed.
@@ -141,6 +146,25 @@ func (a *Activities) ApplyRetention(ctx context.Context, in ApplyRetentionInput)
 		})
 		if err != nil {
 			return res, fmt.Errorf("apply retention: %w", err)
+		}
+		if left == 0 {
+			return res, nil
+		}
+	}
+	// The receiver's records of accepted batches go with their objects;
+	// one still waiting in the outbox is kept whatever its age.
+	if is, ok := a.Store.(store.IntakeStore); ok && !in.BatchesBefore.IsZero() {
+		for left > 0 {
+			n, err := is.DeleteIntakesBefore(ctx, in.BatchesBefore, min(left, 1000))
+			if err != nil {
+				return res, fmt.Errorf("apply retention: intakes: %w", err)
+			}
+			left -= n
+			res.IntakesDeleted += int64(n)
+			hb.beat("intakes deleted", int(res.IntakesDeleted))
+			if n < min(left+n, 1000) {
+				break
+			}
 		}
 		if left == 0 {
 			return res, nil

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sanwatch/sanwatch/internal/blobstore"
+	"github.com/sanwatch/sanwatch/internal/store"
 )
 
 // TestApplyRetentionDeletesObjectsInPages: a call deletes at most
@@ -67,4 +68,39 @@ func TestApplyRetentionDeletesObjectsInPages(t *testing.T) {
 	f.acts.Batches = nil
 	_, err := f.env.ExecuteActivity(f.acts.ApplyRetention, in)
 	require.ErrorContains(t, err, "apply retention: this worker has no batch store (batches.url)")
+}
+
+// TestApplyRetentionDeletesIntakes: the receiver's records of accepted
+// batches older than the batch cutoff go; one still in the outbox (its
+// workflow never started) stays whatever its age, as do young ones.
+func TestApplyRetentionDeletesIntakes(t *testing.T) {
+	f := newFixture(t)
+	withBatchStore(t, f)
+	ctx := context.Background()
+	now := f.acts.now()
+	is, ok := f.acts.Store.(store.IntakeStore)
+	require.True(t, ok)
+	for _, in := range []struct {
+		id      string
+		age     time.Duration
+		started bool
+	}{{"old-started", 40 * 24 * time.Hour, true}, {"old-pending", 40 * 24 * time.Hour, false}, {"young-started", time.Hour, true}} {
+		at := now.Add(-in.age)
+		_, err := is.RecordIntake(ctx, store.Intake{BatchID: in.id, Box: "a1", Blob: "batches/" + in.id, Source: store.SourceHTTP, ReceivedAt: at, WorkflowID: "ingest-" + in.id})
+		require.NoError(t, err)
+		if in.started {
+			require.NoError(t, is.MarkIntakeStarted(ctx, in.id, at))
+		}
+	}
+	val, err := f.env.ExecuteActivity(f.acts.ApplyRetention, ApplyRetentionInput{Before: now.Add(-720 * time.Hour), PageSize: 100, MaxPages: 1,
+		BatchesBefore: now.Add(-720 * time.Hour)})
+	require.NoError(t, err)
+	var r ApplyRetentionResult
+	require.NoError(t, val.Get(&r))
+	require.True(t, r.Done)
+	require.EqualValues(t, 1, r.IntakesDeleted)
+	for id, want := range map[string]bool{"old-started": false, "old-pending": true, "young-started": true} {
+		_, err := is.Intake(ctx, id)
+		require.Equal(t, want, err == nil, id)
+	}
 }

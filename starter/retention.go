@@ -75,6 +75,8 @@ func (c *cli) retentionNow(ctx context.Context, tc client.Client, in workflows.R
 		id, res.BatchesDeleted, byteSize(res.BatchBytes), res.BatchesBefore.UTC().Format(time.RFC3339), c.cfg.Retention.Batches)
 	fmt.Fprintf(c.stdout, "retention %s: deleted %d quarantined objects (%s) written before %s (kept %s)\n",
 		id, res.QuarantineDeleted, byteSize(res.QuarantineBytes), res.QuarantineBefore.UTC().Format(time.RFC3339), c.cfg.Retention.Quarantine)
+	fmt.Fprintf(c.stdout, "retention %s: deleted %d receiver intake records of batches started before %s\n",
+		id, res.IntakesDeleted, res.BatchesBefore.UTC().Format(time.RFC3339))
 	return nil
 }
 

@@ -102,6 +102,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	if cfg.Retention.Schedule && slices.Contains(cfg.Worker.Queues, app.RoleMain) {
 		ensureRetentionSchedule(ctx, c, cfg, logger)
+		ensureOutboxSweepSchedule(ctx, c, cfg, logger)
 	}
 	logger.Info("worker started", "queues", strings.Join(cfg.Worker.Queues, ","), "temporal", cfg.Temporal.Address,
 		"namespace", cfg.Temporal.Namespace, "store", cfg.Store.Driver, "metrics", cfg.Worker.MetricsAddr,
@@ -160,6 +161,20 @@ func ensureRetentionSchedule(ctx context.Context, c client.Client, cfg *config.C
 	}
 	logger.Info("retention schedule "+verb, "schedule", workflows.RetentionScheduleID, "every", cfg.Retention.Every,
 		"samples", cfg.Retention.Samples, "batches", cfg.Retention.Batches, "quarantine", cfg.Retention.Quarantine)
+}
+
+// ensureOutboxSweepSchedule creates or updates the sanwatch-outbox-sweep
+// schedule (with retention.schedule); a refusal is a warning, not fatal.
+func ensureOutboxSweepSchedule(ctx context.Context, c client.Client, cfg *config.Config, logger *slog.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	verb, err := app.EnsureOutboxSweepSchedule(ctx, c, cfg)
+	if err != nil {
+		logger.Warn("outbox sweep schedule not created: batches a stopped receiver accepted while Temporal was down wait "+
+			"until a receiver runs again (or `starter receive --drain-once`)", "schedule", workflows.OutboxSweepScheduleID, "error", err)
+		return
+	}
+	logger.Info("outbox sweep schedule "+verb, "schedule", workflows.OutboxSweepScheduleID, "every", app.OutboxSweepEvery(cfg))
 }
 
 // stopAll stops the workers of every role at once and waits for all of them:

@@ -32,6 +32,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 			r.RegisterWorkflow(AnalyzeBoxes)
 			r.RegisterWorkflow(FleetScan)
 			r.RegisterWorkflow(Retention)
+			r.RegisterWorkflow(SweepOutbox)
 			r.RegisterWorkflowWithOptions(Remediate, workflow.RegisterOptions{Name: activities.RemediateWorkflowType})
 			// The workflow id is kept beside the history (<name>.id): ids of
 			// children derive from it, so replay must use the original one.

@@ -235,8 +235,8 @@ func NewActivities(ctx context.Context, cfg *config.Config, c client.Client, m *
 		return nil, err
 	}
 	return &activities.Activities{
-		Batches: batches,
-		Store:   st, Engine: eng, Inventory: inv, Ingest: IngestOptions(cfg),
+		Batches: batches, Outbox: newOutbox(cfg, c, st, batches, logger),
+		Store: st, Engine: eng, Inventory: inv, Ingest: IngestOptions(cfg),
 		Settings: Settings(cfg), Metrics: m, Client: c, Mailer: mailer,
 		Mail: activities.MailOptions{From: cfg.SMTP.From, DefaultOwner: cfg.SMTP.DefaultOwner, Domain: mailDomain(cfg.SMTP.From)},
 		Remediation: activities.RemediationOptions{

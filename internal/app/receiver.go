@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
+	"github.com/sanwatch/sanwatch/activities"
 	"github.com/sanwatch/sanwatch/config"
 	"github.com/sanwatch/sanwatch/internal/blobstore"
 	"github.com/sanwatch/sanwatch/internal/dropdir"
@@ -107,6 +108,29 @@ func NewIntake(ctx context.Context, cfg *config.Config, c client.Client, st stor
 		TempDir: tmp,
 		Logger:  logger,
 	}, nil
+}
+
+// outbox drains the receiver's outbox for DrainOutbox.
+type outbox struct{ in *receiver.Intake }
+
+func (o outbox) Drain(ctx context.Context) (activities.OutboxDrained, error) {
+	r, err := o.in.Drain(ctx)
+	return activities.OutboxDrained{Started: r.Started, Failed: r.Failed, Pending: r.Pending}, err
+}
+
+// newOutbox is the worker's side of the outbox: the intakes in st whose
+// workflow has not started, started through c. Nil when st keeps none.
+func newOutbox(cfg *config.Config, c client.Client, st store.Store, batches *blobstore.Store, logger *slog.Logger) activities.Outbox {
+	rs, ok := st.(receiver.Store)
+	if !ok || c == nil {
+		return nil
+	}
+	return outbox{&receiver.Intake{
+		Store: rs, Batches: batches,
+		Workflows: IngestWorkflows{Client: c, TaskQueue: cfg.Queues.Main},
+		Limits:    receiver.Limits{StartTimeout: cfg.Receiver.StartTimeout},
+		Logger:    logger,
+	}}
 }
 
 // DropWatcher returns the watcher of receiver.drop_dirs, which hands each

@@ -26,6 +26,7 @@ func Register(r worker.Registry, acts *activities.Activities) {
 	r.RegisterWorkflow(workflows.AnalyzeBoxes)
 	r.RegisterWorkflow(workflows.FleetScan)
 	r.RegisterWorkflow(workflows.Retention)
+	r.RegisterWorkflow(workflows.SweepOutbox)
 	r.RegisterWorkflowWithOptions(workflows.Remediate, workflow.RegisterOptions{Name: activities.RemediateWorkflowType})
 	r.RegisterActivity(acts)
 }

@@ -25,7 +25,22 @@ type SampleBackend interface {
 // WithSamples returns a Store that keeps samples in s and everything else
 // (batches, inventory, findings, scan reports, emails) in base. Closing it
 // closes both.
-func WithSamples(base Store, s SampleBackend) Store { return &withSamples{Store: base, samples: s} }
+//
+// A base that keeps the receiver's tokens and intake (IntakeStore) keeps
+// doing so through the result.
+func WithSamples(base Store, s SampleBackend) Store {
+	w := &withSamples{Store: base, samples: s}
+	if is, ok := base.(IntakeStore); ok {
+		return &withSamplesIntake{withSamples: w, IntakeStore: is}
+	}
+	return w
+}
+
+// withSamplesIntake is withSamples over a store that also keeps intakes.
+type withSamplesIntake struct {
+	*withSamples
+	IntakeStore
+}
 
 type withSamples struct {
 	Store
