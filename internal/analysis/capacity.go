@@ -97,6 +97,13 @@ func capacityRule(in *input, th map[string]float64, _ []Advisory) []finding.Find
 			}
 		}
 		usedPct := current / total * 100
+		// Pools fill by day and free by night (backups, snapshots, batch
+		// jobs): less than a day of history is a slice of that cycle, whose
+		// trend says nothing about the months ahead. A new box is judged
+		// once min_history_hours have come in, unless it is full already.
+		if span := used.last().Time.Sub(used.pts[0].Time); span < time.Duration(th["min_history_hours"]*float64(time.Hour)) && usedPct < th["critical_used_pct"] {
+			continue
+		}
 		daysToFull := math.Inf(1)
 		if slope > 0 {
 			daysToFull = max(0, (total-current)/slope)

@@ -83,6 +83,29 @@ func TestCapacityRule(t *testing.T) {
 				}),
 		},
 		{
+			// Pools fill by day and free by night: the first 6 hours of a new
+			// box, all on the rising side of that cycle, are not a trend.
+			name: "a new box's first hours of a daily fill cycle are no forecast",
+			box: healthyBox().set(pool, telemetry.PoolTotalBytes, constant(100*tib)).
+				set(pool, telemetry.PoolUsedBytes, func(i int, r *rand.Rand) float64 { return 50*tib + 20*tib*diurnal(i) + noise(r, 0.05*tib) }).
+				last(6),
+		},
+		{
+			name: "a new box already 97% full is critical at once",
+			box: healthyBox().set(pool, telemetry.PoolTotalBytes, constant(100*tib)).
+				set(pool, telemetry.PoolUsedBytes, func(i int, r *rand.Rand) float64 { return 97*tib + noise(r, 0.05*tib) }).
+				last(6),
+			want: []want{{finding.RuleCapacity, pool, finding.Critical}},
+		},
+		{
+			name: "min_history_hours 0 forecasts from the first hours (the old behaviour)",
+			box: healthyBox().set(pool, telemetry.PoolTotalBytes, constant(100*tib)).
+				set(pool, telemetry.PoolUsedBytes, func(i int, r *rand.Rand) float64 { return 50*tib + 20*tib*diurnal(i) + noise(r, 0.05*tib) }).
+				last(6),
+			options: override(finding.RuleCapacity, "min_history_hours", 0),
+			want:    []want{{finding.RuleCapacity, pool, finding.Critical}},
+		},
+		{
 			name: "no total, no forecast",
 			box: func() box {
 				b := full(5)

@@ -70,6 +70,21 @@ func (b box) set(component, metric string, value func(i int, r *rand.Rand) float
 	return b
 }
 
+// last keeps only the last hours of every series: a box that started
+// reporting that long before testEnd.
+func (b box) last(hours float64) box {
+	from := testEnd.Add(-time.Duration(hours * float64(time.Hour)))
+	out := box{}
+	for k, s := range b {
+		i := 0
+		for i < len(s) && s[i].Time.Before(from) {
+			i++
+		}
+		out[k] = s[i:]
+	}
+	return out
+}
+
 // window returns the box as a Window ordered like store.Window.
 func (b box) window(fb fleet.Box) Window {
 	var samples []telemetry.Sample

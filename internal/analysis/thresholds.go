@@ -32,6 +32,7 @@ var specs = map[string][]spec{
 		{key: "critical_days", def: 7, min: 0, max: 3650, unit: "days"},
 		{key: "critical_used_pct", def: 95, min: 0, max: 100, unit: "%"},
 		{key: "min_points", def: 24, min: 3, max: 1e6, whole: true, unit: "points"},
+		{key: "min_history_hours", def: 24, min: 0, max: 87600, unit: "hours"},
 		{key: "recent_hours", def: 6, min: 0, max: 8760, unit: "hours"},
 		{key: "plan_days", def: 30, min: 1, max: 3650, unit: "days"},
 	},
