@@ -27,6 +27,10 @@ const (
 	MetaName = "name"
 	// MetaReason is why a quarantined batch was refused.
 	MetaReason = "reason"
+	// MetaBox is the box that posted the batch to the receiver, as its
+	// token or certificate proved: every sample of the batch must be that
+	// box's (StoreBatch enforces it again, with its own clock).
+	MetaBox = "box"
 )
 
 // maxMetaValue bounds a metadata value: S3 allows 2 KB of user metadata in
@@ -43,6 +47,8 @@ type batchSource struct {
 	where string
 	// key is the object key of a batch read from the batch store ("" for a file).
 	key string
+	// owner is the box that posted the batch (MetaBox); "" for any box.
+	owner string
 	// open opens the batch for one read.
 	open func(ctx context.Context) (io.ReadCloser, error)
 }
@@ -117,7 +123,7 @@ func (a *Activities) batchSource(ctx context.Context, in StoreBatchInput) (src b
 		name = n
 	}
 	key := in.Blob
-	return batchSource{name: name, where: key, key: key, open: func(ctx context.Context) (io.ReadCloser, error) {
+	return batchSource{name: name, where: key, key: key, owner: meta[MetaBox], open: func(ctx context.Context) (io.ReadCloser, error) {
 		r, err := a.Batches.Open(ctx, key)
 		if errors.Is(err, blobstore.ErrNotFound) {
 			return nil, temporal.NewNonRetryableApplicationError(

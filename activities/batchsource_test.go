@@ -210,3 +210,45 @@ func TestCutStreamIsNotCorruptContent(t *testing.T) {
 type errAfter struct{ err error }
 
 func (e errAfter) Read([]byte) (int, error) { return 0, e.err }
+
+// TestStoreBatchKeepsAPostedBatchToItsBox: a batch box-0001 posted (its
+// object says so) that holds samples of box-0002 (lines the receiver
+// refused as being from the future, accepted by the worker's later clock)
+// is quarantined, and nothing of it is stored; one with only its own
+// samples, or a drop file (no box), is stored.
+func TestStoreBatchKeepsAPostedBatchToItsBox(t *testing.T) {
+	f := newFixture(t)
+	bs := withBatchStore(t, f)
+	ctx := context.Background()
+	cases := []struct {
+		name, owner, body, wantErr string
+	}{
+		{name: "foreign samples", owner: "box-0001", body: latencyCSV("box-0001") + latencyCSV("box-0002")[len("time,box,component,metric,value\n"):],
+			wantErr: `posted by box "box-0001", yet it holds samples of box "box-0002"`},
+		{name: "own samples", owner: "box-0001", body: latencyCSV("box-0001")},
+		{name: "drop file, any box", body: latencyCSV("box-0003") + latencyCSV("box-0004")[len("time,box,component,metric,value\n"):]},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			id := sha256hex(tc.body)
+			key := blobstore.BatchKey(id)
+			meta := map[string]string{MetaName: tc.name + ".csv"}
+			if tc.owner != "" {
+				meta[MetaBox] = tc.owner
+			}
+			_, err := bs.Put(ctx, key, strings.NewReader(tc.body), meta)
+			require.NoError(t, err)
+			_, err = f.env.ExecuteActivity(f.acts.StoreBatch, StoreBatchInput{Blob: key, BatchID: id})
+			if tc.wantErr == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tc.wantErr)
+			b, err := f.acts.Store.Batch(ctx, id)
+			require.NoError(t, err)
+			require.Equal(t, store.BatchQuarantined, b.Status)
+			latest, err := f.acts.Store.LatestSample(ctx, "box-0002")
+			require.ErrorIs(t, err, store.ErrNotFound, "nothing of box-0002 stored (latest %s)", latest)
+		})
+	}
+}

@@ -146,10 +146,27 @@ func (a *Activities) StoreBatch(ctx context.Context, in StoreBatchInput) (BatchS
 	}
 
 	// Pass 1: validate and hash (heartbeating: a large batch takes a while).
-	res, id, err := src.parse(ctx, opts, func([]telemetry.Sample) error {
+	// A batch a box posted holds only that box's samples: the receiver
+	// checked the lines it accepted, and this checks them again, since a
+	// line refused there (a time just ahead of the receiver's clock) can
+	// be accepted here.
+	var foreign string
+	res, id, err := src.parse(ctx, opts, func(chunk []telemetry.Sample) error {
 		hb.beat("validating", 0)
+		for _, s := range chunk {
+			if src.owner != "" && s.Box != src.owner && foreign == "" {
+				foreign = s.Box
+			}
+		}
 		return nil
 	})
+	if err == nil && foreign != "" {
+		msg := fmt.Sprintf("%s: quarantined: posted by box %q, yet it holds samples of box %q (a box posts only its own)", src.name, src.owner, foreign)
+		if qerr := a.quarantine(ctx, src, id, res, msg); qerr != nil {
+			return BatchSummary{}, qerr
+		}
+		return BatchSummary{}, temporal.NewNonRetryableApplicationError(msg, ErrTypeQuarantined, nil)
+	}
 	if err != nil {
 		if errors.Is(err, telemetry.ErrNotTelemetry) || corruptContent(err) {
 			if qerr := a.quarantine(ctx, src, id, res, err.Error()); qerr != nil {

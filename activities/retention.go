@@ -2,7 +2,9 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"path"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -63,6 +65,24 @@ type ApplyRetentionResult struct {
 	// the store compacted), though objects may remain.
 	SamplesDone bool `json:"samples_done,omitempty"`
 	ObjectsFreed
+}
+
+// queued reports whether the batch with this id is still in the receiver's
+// outbox (accepted, its workflow not started): its object must stay,
+// whatever its age. An error reading the intake counts as queued.
+func (a *Activities) queued(ctx context.Context, id string) bool {
+	is, ok := a.Store.(store.IntakeStore)
+	if !ok {
+		return false
+	}
+	in, err := is.Intake(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return false
+	case err != nil:
+		return true
+	}
+	return in.StartedAt.IsZero()
 }
 
 // defaultMaxObjects is how many objects one ApplyRetention call deletes at most.
@@ -131,6 +151,9 @@ func (a *Activities) ApplyRetention(ctx context.Context, in ApplyRetentionInput)
 		err := a.Batches.List(ctx, p.prefix, func(o blobstore.Object) (bool, error) {
 			if !o.ModTime.Before(p.before) {
 				return false, nil
+			}
+			if p.prefix == blobstore.BatchPrefix && a.queued(ctx, path.Base(o.Key)) {
+				return false, nil // its workflow has yet to read it
 			}
 			if left == 0 {
 				return true, nil // more to delete: the next call goes on

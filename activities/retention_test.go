@@ -104,3 +104,36 @@ func TestApplyRetentionDeletesIntakes(t *testing.T) {
 		require.Equal(t, want, err == nil, id)
 	}
 }
+
+// TestApplyRetentionKeepsQueuedBatches: the object of a batch still in the
+// outbox stays whatever its age (its workflow has yet to read it); the one
+// of a started batch of the same age goes.
+func TestApplyRetentionKeepsQueuedBatches(t *testing.T) {
+	f := newFixture(t)
+	bs := withBatchStore(t, f)
+	ctx := context.Background()
+	now := f.acts.now()
+	is := f.acts.Store.(store.IntakeStore)
+	old := now.Add(-40 * 24 * time.Hour)
+	for _, id := range []string{"queued", "started"} {
+		key := blobstore.BatchKey(id)
+		_, err := bs.Put(ctx, key, strings.NewReader("0123456789"), nil)
+		require.NoError(t, err)
+		require.NoError(t, os.Chtimes(filepath.Join(f.dir, "bucket", filepath.FromSlash(key)), old, old))
+		_, err = is.RecordIntake(ctx, store.Intake{BatchID: id, Box: "a1", Blob: key, Source: store.SourceHTTP, ReceivedAt: old, WorkflowID: "ingest-" + id})
+		require.NoError(t, err)
+	}
+	require.NoError(t, is.MarkIntakeStarted(ctx, "started", old))
+	val, err := f.env.ExecuteActivity(f.acts.ApplyRetention, ApplyRetentionInput{Before: now.Add(-720 * time.Hour), PageSize: 100, MaxPages: 1,
+		BatchesBefore: now.Add(-720 * time.Hour)})
+	require.NoError(t, err)
+	var r ApplyRetentionResult
+	require.NoError(t, val.Get(&r))
+	require.EqualValues(t, 1, r.BatchesDeleted)
+	ok, err := bs.Exists(ctx, blobstore.BatchKey("queued"))
+	require.NoError(t, err)
+	require.True(t, ok, "the queued batch's object stays")
+	ok, err = bs.Exists(ctx, blobstore.BatchKey("started"))
+	require.NoError(t, err)
+	require.False(t, ok)
+}

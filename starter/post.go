@@ -93,7 +93,7 @@ order, as a box reporting in near-real time does. Tokens never go on the command
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.url, "url", "", "receiver base URL (default http://<receiver.addr>)")
+	f.StringVar(&o.url, "url", "", "receiver base URL (default https://<receiver.addr> with receiver.cert_file, else http://)")
 	f.StringVar(&o.tokenFile, "token-file", "", "file holding one box's bearer token")
 	f.StringVar(&o.tokensDir, "tokens-dir", "", "directory of <box>.token files, one per box")
 	f.StringVar(&o.caFile, "ca-file", "", "CA bundle that verifies the receiver's certificate (default: system roots)")
@@ -180,11 +180,10 @@ func (o *postOptions) loadTokens() (map[string]string, error) {
 // postAll posts the files: grouped by box and spaced by --every when set,
 // else all at once, --parallel at a time. Outcomes are in file order.
 func (c *cli) postAll(ctx context.Context, hc *http.Client, o postOptions, files []string) []postReceipt {
-	base := o.url
+	base := strings.TrimSuffix(o.url, "/")
 	if base == "" {
-		base = "http://" + c.cfg.Receiver.Addr
+		base = c.receiverURL()
 	}
-	base = strings.TrimSuffix(base, "/")
 	outs := make([]postReceipt, len(files))
 	boxOf := make([]string, len(files))
 	for i, f := range files {
@@ -229,6 +228,15 @@ func (c *cli) postAll(ctx context.Context, hc *http.Client, o postOptions, files
 	}
 	wg.Wait()
 	return outs
+}
+
+// receiverURL is the configured receiver's base URL: https when it has a
+// certificate (receiver.cert_file), else http.
+func (c *cli) receiverURL() string {
+	if c.cfg.Receiver.CertFile != "" {
+		return "https://" + c.cfg.Receiver.Addr
+	}
+	return "http://" + c.cfg.Receiver.Addr
 }
 
 // batchBox returns the one box a batch file's samples belong to.
@@ -343,7 +351,7 @@ type batchState struct {
 func (c *cli) waitIngested(ctx context.Context, hc *http.Client, o postOptions, outs []postReceipt) {
 	base := strings.TrimSuffix(o.url, "/")
 	if base == "" {
-		base = "http://" + c.cfg.Receiver.Addr
+		base = c.receiverURL()
 	}
 	deadline := time.Now().Add(o.wait)
 	for i := range outs {

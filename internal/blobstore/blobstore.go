@@ -101,16 +101,18 @@ func (s *Store) Close() error { return s.bucket.Close() }
 // Put writes r to key; an object appears only once it is complete. meta is
 // stored with it (keys in lower case).
 func (s *Store) Put(ctx context.Context, key string, r io.Reader, meta map[string]string) (int64, error) {
-	w, err := s.bucket.NewWriter(ctx, key, &blob.WriterOptions{Metadata: meta, ContentType: "application/octet-stream"})
+	// Cancelling the writer's context before Close aborts the write: no
+	// driver then publishes what was copied so far.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w, err := s.bucket.NewWriter(wctx, key, &blob.WriterOptions{Metadata: meta, ContentType: "application/octet-stream"})
 	if err != nil {
 		return 0, fmt.Errorf("write %s to %s: %w", key, s.where, err)
 	}
 	n, err := io.Copy(w, r)
 	if err != nil {
-		// Closing after a failed copy would publish a partial object on
-		// some drivers; cancelling the context aborts the write instead.
+		cancel()
 		_ = w.Close()
-		_ = s.bucket.Delete(context.WithoutCancel(ctx), key)
 		return n, fmt.Errorf("write %s to %s: %w", key, s.where, err)
 	}
 	if err := w.Close(); err != nil {
