@@ -272,6 +272,14 @@ func (p *Postgres) AppendSamples(ctx context.Context, samples []telemetry.Sample
 	cols := []string{"series_id", "ts", "value"}
 	var n int64
 	err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		// Not waiting for the WAL flush at commit: a crash may lose the
+		// last appends, never half of one, as with SQLite's
+		// synchronous=NORMAL. A batch's samples are durable once its
+		// record is (PutBatch commits synchronously, flushing the WAL
+		// before it), and a batch with no record is stored again.
+		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+			return fmt.Errorf("set synchronous_commit: %w", err)
+		}
 		direct, err := tx.Begin(ctx) // a savepoint
 		if err != nil {
 			return fmt.Errorf("savepoint: %w", err)
