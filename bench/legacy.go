@@ -50,14 +50,6 @@ func legacyWindow(ph func(int) string) string {
 		WHERE box = ` + ph(1) + ` AND ts >= ` + ph(2) + ` AND ts < ` + ph(3) + ` ORDER BY component, metric, ts`
 }
 
-// legacySamples is a store whose samples are in the old layout: its
-// AppendSamples and Window are the old ones; the rest is base's.
-type legacySamples interface {
-	store.Store
-	// bytes returns the bytes the samples take on disk.
-	bytes(ctx context.Context) (int64, error)
-}
-
 // legacySQLite keeps samples in the old layout in its own SQLite file,
 // opened as the store opened its file (WAL, one writer connection).
 type legacySQLite struct {
