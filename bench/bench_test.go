@@ -49,6 +49,13 @@ func TestQuickBench(t *testing.T) {
 		measures []string // prefixes of the measures the section must report
 	}{
 		{"ingest", []string{"ingest: read and split", "ingest: telemetry.Parse", "ingest: StoreBatch -> SQLite", "ingest: StoreBatch -> PostgreSQL"}},
+		{"layout", []string{"layout: SQLite AppendSamples, old layout", "layout: SQLite AppendSamples, series layout",
+			"layout: SQLite StoreBatch, old layout", "layout: SQLite StoreBatch, series layout",
+			"layout: SQLite on disk, old layout", "layout: SQLite on disk, series layout",
+			"layout: SQLite window read (one box's day), old layout", "layout: SQLite window read (one box's day), series layout",
+			"layout: PostgreSQL AppendSamples, old layout", "layout: PostgreSQL AppendSamples, series layout",
+			"layout: PostgreSQL on disk, old layout", "layout: PostgreSQL on disk, series layout",
+			"layout: PostgreSQL window read (one box's day), series layout"}},
 		{"scan", []string{"scan: in-process AnalyzeShard", "scan: same, in-process next to an idle", "scan: FleetScan through",
 			"scan: orchestration overhead", "scan: of which sharing"}},
 		{"latency", []string{"latency: batch landed -> email accepted by SMTP, p50", "latency: p99", "latency: max"}},

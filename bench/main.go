@@ -46,7 +46,7 @@ func main() {
 }
 
 // sections are the parts of the bench, in the order they run.
-var sections = []string{"ingest", "scan", "latency", "scale", "tsdb", "receive"}
+var sections = []string{"ingest", "layout", "scan", "latency", "scale", "tsdb", "receive"}
 
 // options are the bench's settings, from flags.
 type options struct {
@@ -207,6 +207,7 @@ func run(ctx context.Context, args []string, out, stderr io.Writer) error {
 		"ingest": benchIngest, "scan": benchScan, "latency": benchLatency, "scale": benchScale, "receive": benchReceive,
 	}
 	steps["tsdb"] = benchTSDB
+	steps["layout"] = benchLayout
 	started := time.Now()
 	for _, s := range sections {
 		if !o.only[s] {

@@ -20,9 +20,11 @@ func (s *SQLite) DeleteSamplesBefore(ctx context.Context, before time.Time, limi
 	if limit < 1 {
 		return 0, fmt.Errorf("delete samples before %s: %w (got %d)", before.Format(time.RFC3339), ErrBadLimit, limit)
 	}
-	// samples is WITHOUT ROWID: the page is chosen by its primary key.
-	res, err := s.w.ExecContext(ctx, `DELETE FROM samples WHERE (box, component, metric, ts) IN (
-		SELECT box, component, metric, ts FROM samples WHERE ts < ? LIMIT ?)`, before.UnixNano(), limit)
+	// samples is WITHOUT ROWID: the page is chosen by its primary key,
+	// seeking the old end of each series in turn.
+	res, err := s.w.ExecContext(ctx, `DELETE FROM samples WHERE (series_id, ts) IN (
+		SELECT x.series_id, x.ts FROM series s CROSS JOIN samples x ON x.series_id = s.id AND x.ts < ? LIMIT ?)`,
+		before.UnixNano(), limit)
 	if err != nil {
 		return 0, fmt.Errorf("delete samples before %s: %w", before.Format(time.RFC3339), err)
 	}

@@ -137,6 +137,30 @@ var sqliteMigrations = []string{
 	) WITHOUT ROWID;`,
 	// 7: the receiver's bearer tokens and its intake (the same SQL on both stores).
 	intakeMigration,
+	// 8: samples by series: each box/component/metric gets an id in series,
+	// samples are (series_id, ts, value); the stored samples are copied over.
+	// Series are assigned ids in key order, so the copy appends in key order.
+	`CREATE TABLE series (
+		id        INTEGER PRIMARY KEY,
+		box       TEXT    NOT NULL,
+		component TEXT    NOT NULL,
+		metric    TEXT    NOT NULL,
+		UNIQUE (box, component, metric)
+	);
+	CREATE TABLE samples_by_series (
+		series_id INTEGER NOT NULL,
+		ts        INTEGER NOT NULL, -- unix nanoseconds
+		value     REAL    NOT NULL,
+		PRIMARY KEY (series_id, ts)
+	) WITHOUT ROWID;
+	INSERT INTO series (box, component, metric)
+		SELECT DISTINCT box, component, metric FROM samples ORDER BY box, component, metric;
+	INSERT INTO samples_by_series (series_id, ts, value)
+		SELECT s.id, x.ts, x.value FROM samples x
+		JOIN series s ON s.box = x.box AND s.component = x.component AND s.metric = x.metric
+		ORDER BY s.id, x.ts;
+	DROP TABLE samples;
+	ALTER TABLE samples_by_series RENAME TO samples;`,
 }
 
 // SQLite is the embedded Store: one database file in WAL mode. Writes go
@@ -146,8 +170,9 @@ var sqliteMigrations = []string{
 // connections that WAL lets run beside the writer. Other processes opening
 // the same file wait up to the busy timeout.
 type SQLite struct {
-	w *sql.DB // one connection, BEGIN IMMEDIATE
-	r *sql.DB // read-only pool
+	w      *sql.DB // one connection, BEGIN IMMEDIATE
+	r      *sql.DB // read-only pool
+	series *seriesCache
 }
 
 var _ Store = (*SQLite)(nil)
@@ -161,7 +186,11 @@ const sqliteOpenLockTimeout = time.Minute
 
 // OpenSQLite opens (creating it and its parent directories if needed) the
 // SQLite database at path and brings its schema up to date.
-func OpenSQLite(path string) (*SQLite, error) {
+func OpenSQLite(path string) (*SQLite, error) { return openSQLite(path, len(sqliteMigrations)) }
+
+// openSQLite is OpenSQLite migrating up to schema version (tests build
+// databases of older versions with it).
+func openSQLite(path string, version int) (*SQLite, error) {
 	if path == "" {
 		return nil, errors.New("open sqlite: empty path")
 	}
@@ -199,8 +228,11 @@ func OpenSQLite(path string) (*SQLite, error) {
 	// 64 MiB of cache for the writer: appends touch many index pages.
 	// auto_vacuum(INCREMENTAL) takes effect on a new file (before its first
 	// table) and on an old one at its next VACUUM (Compact), so retention
-	// can give freed pages back with incremental_vacuum.
-	w, err := sql.Open("sqlite", dsn("auto_vacuum(INCREMENTAL)", "journal_mode(WAL)", "cache_size(-65536)")+"&_txlock=immediate")
+	// can give freed pages back with incremental_vacuum. The WAL is
+	// checkpointed every 10,000 pages (about 40 MiB) rather than 1,000:
+	// sample appends dirty the same pages commit after commit, and each
+	// checkpoint writes a page once however often it changed.
+	w, err := sql.Open("sqlite", dsn("auto_vacuum(INCREMENTAL)", "journal_mode(WAL)", "cache_size(-65536)", "wal_autocheckpoint(10000)")+"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
@@ -208,8 +240,8 @@ func OpenSQLite(path string) (*SQLite, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	s := &SQLite{w: w}
-	if err := s.migrate(context.Background()); err != nil { // the first statement opens the connection and sets WAL
+	s := &SQLite{w: w, series: newSeriesCache()}
+	if err := s.migrate(context.Background(), version); err != nil { // the first statement opens the connection and sets WAL
 		_ = w.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
@@ -226,9 +258,10 @@ func OpenSQLite(path string) (*SQLite, error) {
 	return s, nil
 }
 
-// migrate applies the missing schema versions in one immediate transaction,
-// which also keeps two processes from migrating the same file at once.
-func (s *SQLite) migrate(ctx context.Context) error {
+// migrate applies the missing schema versions up to version in one
+// immediate transaction, which also keeps two processes from migrating the
+// same file at once.
+func (s *SQLite) migrate(ctx context.Context, version int) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("migrate schema: begin: %w", err)
@@ -247,7 +280,7 @@ func (s *SQLite) migrate(ctx context.Context) error {
 	if current > len(sqliteMigrations) {
 		return fmt.Errorf("migrate schema: database is at version %d, this build knows up to %d", current, len(sqliteMigrations))
 	}
-	for v := current + 1; v <= len(sqliteMigrations); v++ {
+	for v := current + 1; v <= version; v++ {
 		if _, err := tx.ExecContext(ctx, sqliteMigrations[v-1]); err != nil {
 			return fmt.Errorf("migrate schema: apply version %d: %w", v, err)
 		}
@@ -266,17 +299,24 @@ func (s *SQLite) Close() error {
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
-// AppendSamples stores samples in one transaction; see Store.
+// AppendSamples stores samples in one transaction; see Store. Series not
+// in the cache are looked up (added if new) once each in that transaction.
 func (s *SQLite) AppendSamples(ctx context.Context, samples []telemetry.Sample) (int64, error) {
 	rows, ts, err := prepareSamples(samples)
 	if err != nil || len(rows) == 0 {
 		return 0, err
 	}
+	keys, of := seriesOf(rows)
+	ids := make([]int64, len(keys))
+	missing := s.series.lookup(keys, ids)
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("append samples: begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
+	if err := sqliteSeriesIDs(ctx, tx, keys, ids, missing); err != nil {
+		return 0, err
+	}
 	// Rows go in sqliteChunk at a time: one statement per row spends more
 	// time crossing database/sql than SQLite spends inserting.
 	var full *sql.Stmt
@@ -286,7 +326,7 @@ func (s *SQLite) AppendSamples(ctx context.Context, samples []telemetry.Sample) 
 		}
 	}()
 	var n int64
-	args := make([]any, 0, 5*sqliteChunk)
+	args := make([]any, 0, 3*sqliteChunk)
 	for lo := 0; lo < len(rows); lo += sqliteChunk {
 		hi := min(lo+sqliteChunk, len(rows))
 		stmt := full
@@ -302,8 +342,7 @@ func (s *SQLite) AppendSamples(ctx context.Context, samples []telemetry.Sample) 
 		}
 		args = args[:0]
 		for i := lo; i < hi; i++ {
-			r := rows[i]
-			args = append(args, r.Box, r.Component, r.Metric, ts[i], r.Value)
+			args = append(args, ids[of[i]], ts[i], rows[i].Value)
 		}
 		res, err := stmt.ExecContext(ctx, args...)
 		if err != nil {
@@ -318,39 +357,73 @@ func (s *SQLite) AppendSamples(ctx context.Context, samples []telemetry.Sample) 
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("append samples: commit: %w", err)
 	}
+	s.series.add(keys, ids, missing) // only once committed: a rolled back id is no id
 	return n, nil
 }
 
+// sqliteSeriesIDs fills ids[i] for i in missing, adding the series that
+// are new, in tx.
+func sqliteSeriesIDs(ctx context.Context, tx *sql.Tx, keys []seriesKey, ids []int64, missing []int) error {
+	if len(missing) == 0 {
+		return nil
+	}
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO series (box, component, metric) VALUES (?, ?, ?)
+		ON CONFLICT (box, component, metric) DO NOTHING`)
+	if err != nil {
+		return fmt.Errorf("append samples: prepare series insert: %w", err)
+	}
+	defer func() { _ = ins.Close() }()
+	sel, err := tx.PrepareContext(ctx, `SELECT id FROM series WHERE box = ? AND component = ? AND metric = ?`)
+	if err != nil {
+		return fmt.Errorf("append samples: prepare series lookup: %w", err)
+	}
+	defer func() { _ = sel.Close() }()
+	for _, i := range missing {
+		k := keys[i]
+		if _, err := ins.ExecContext(ctx, k.box, k.component, k.metric); err != nil {
+			return fmt.Errorf("append samples: add series %s %s %s: %w", k.box, k.component, k.metric, err)
+		}
+		if err := sel.QueryRowContext(ctx, k.box, k.component, k.metric).Scan(&ids[i]); err != nil {
+			return fmt.Errorf("append samples: look up series %s %s %s: %w", k.box, k.component, k.metric, err)
+		}
+	}
+	return nil
+}
+
 // sqliteChunk is how many samples one INSERT statement writes.
-const sqliteChunk = 200
+const sqliteChunk = 500
 
 // sqliteInsertSamples returns the upsert of n samples.
 func sqliteInsertSamples(n int) string {
 	var b strings.Builder
-	b.WriteString(`INSERT INTO samples (box, component, metric, ts, value) VALUES `)
+	b.WriteString(`INSERT INTO samples (series_id, ts, value) VALUES `)
 	for i := range n {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("(?, ?, ?, ?, ?)")
+		b.WriteString("(?, ?, ?)")
 	}
-	b.WriteString(` ON CONFLICT (box, component, metric, ts) DO UPDATE SET value = excluded.value`)
+	b.WriteString(` ON CONFLICT (series_id, ts) DO UPDATE SET value = excluded.value`)
 	return b.String()
 }
 
-// Window returns box's samples in [from, to); see Store.
+// Window returns box's samples in [from, to); see Store. CROSS JOIN makes
+// SQLite walk the box's series in key order and seek each one's samples.
 func (s *SQLite) Window(ctx context.Context, box string, from, to time.Time) ([]telemetry.Sample, error) {
-	return s.window(ctx, box, `SELECT component, metric, ts, value FROM samples
-		WHERE box = ? AND ts >= ? AND ts < ? ORDER BY component, metric, ts`,
+	return s.window(ctx, box, `SELECT s.component, s.metric, x.ts, x.value
+		FROM series s CROSS JOIN samples x ON x.series_id = s.id
+		WHERE s.box = ? AND x.ts >= ? AND x.ts < ? ORDER BY s.component, s.metric, x.ts`,
 		box, clampNanos(from), clampNanos(to))
 }
 
 // WindowKind returns box's samples of components of one kind; see Store.
-// The component range seeks on the primary key (box, component, ...).
+// The component range seeks on the series key (box, component, ...).
 func (s *SQLite) WindowKind(ctx context.Context, box, kind string, from, to time.Time) ([]telemetry.Sample, error) {
 	lo, hi := kindRange(kind)
-	return s.window(ctx, box, `SELECT component, metric, ts, value FROM samples
-		WHERE box = ? AND component >= ? AND component < ? AND ts >= ? AND ts < ? ORDER BY component, metric, ts`,
+	return s.window(ctx, box, `SELECT s.component, s.metric, x.ts, x.value
+		FROM series s CROSS JOIN samples x ON x.series_id = s.id
+		WHERE s.box = ? AND s.component >= ? AND s.component < ? AND x.ts >= ? AND x.ts < ?
+		ORDER BY s.component, s.metric, x.ts`,
 		box, lo, hi, clampNanos(from), clampNanos(to))
 }
 
@@ -391,15 +464,17 @@ func (s *SQLite) NewestSample(ctx context.Context) (time.Time, error) {
 
 // LatestSample returns the time of box's newest sample; see Store.
 func (s *SQLite) LatestSample(ctx context.Context, box string) (time.Time, error) {
-	var ts int64
-	err := s.r.QueryRowContext(ctx, `SELECT ts FROM samples WHERE box = ? ORDER BY ts DESC LIMIT 1`, box).Scan(&ts)
-	if errors.Is(err, sql.ErrNoRows) {
-		return time.Time{}, fmt.Errorf("latest sample of %s: %w", box, ErrNotFound)
-	}
+	// The newest of each series is one seek on the key (series_id, ts).
+	var ts sql.NullInt64
+	err := s.r.QueryRowContext(ctx, `SELECT MAX((SELECT MAX(ts) FROM samples WHERE series_id = s.id))
+		FROM series s WHERE s.box = ?`, box).Scan(&ts)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("latest sample of %s: %w", box, err)
 	}
-	return fromNanos(ts), nil
+	if !ts.Valid {
+		return time.Time{}, fmt.Errorf("latest sample of %s: %w", box, ErrNotFound)
+	}
+	return fromNanos(ts.Int64), nil
 }
 
 // PutBatch records or replaces a batch; see Store.
