@@ -101,7 +101,11 @@ func capacityRule(in *input, th map[string]float64, _ []Advisory) []finding.Find
 		// jobs): less than a day of history is a slice of that cycle, whose
 		// trend says nothing about the months ahead. A new box is judged
 		// once min_history_hours have come in, unless it is full already.
-		if span := used.last().Time.Sub(used.pts[0].Time); span < time.Duration(th["min_history_hours"]*float64(time.Hour)) && usedPct < th["critical_used_pct"] {
+		// The history covered counts each point's own interval: a day of
+		// 5-minute points spans 23h55m from first to last, and covers 24h.
+		n := len(used.pts)
+		covered := used.last().Time.Sub(used.pts[0].Time) * time.Duration(n) / time.Duration(max(n-1, 1))
+		if covered < time.Duration(th["min_history_hours"]*float64(time.Hour)) && usedPct < th["critical_used_pct"] {
 			continue
 		}
 		daysToFull := math.Inf(1)
