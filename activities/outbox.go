@@ -2,7 +2,6 @@ package activities
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"go.temporal.io/sdk/activity"
@@ -34,9 +33,6 @@ func (a *Activities) DrainOutbox(ctx context.Context) (OutboxDrained, error) {
 	}
 	res, err := a.Outbox.Drain(ctx)
 	if err != nil {
-		if errors.Is(err, context.Canceled) {
-			return res, err
-		}
 		return res, fmt.Errorf("drain outbox: %w", err)
 	}
 	activity.GetLogger(ctx).Info("outbox drained", "started", res.Started, "failed", res.Failed, "pending", res.Pending)
