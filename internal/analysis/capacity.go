@@ -87,10 +87,14 @@ func capacityRule(in *input, th map[string]float64, _ []Advisory) []finding.Find
 					// A pool that fills every day and empties every night
 					// rises in the recent hours too: only what it rises
 					// beyond the same hours of the day before is growth.
-					if y, ok := sameHoursYesterday(used, from, h, minPoints); ok {
+					// Without those hours (a box with about a day of
+					// history) the recent slope is part of the cycle and
+					// is not used.
+					y, ok := sameHoursYesterday(used, from, h, minPoints)
+					if ok {
 						s = slope + (s - y)
 					}
-					if s > slope {
+					if ok && s > slope {
 						slope, basis = s, fmt.Sprintf("the last %g hours", h)
 					}
 				}

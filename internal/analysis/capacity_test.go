@@ -91,6 +91,15 @@ func TestCapacityRule(t *testing.T) {
 				last(6),
 		},
 		{
+			// A day and a bit: enough to forecast, not enough to compare the
+			// last 6 hours with the same hours the day before, so those
+			// hours (the rising side of the cycle) are not taken for growth.
+			name: "a new box's first 25 hours of a daily fill cycle are no forecast",
+			box: healthyBox().set(pool, telemetry.PoolTotalBytes, constant(100*tib)).
+				set(pool, telemetry.PoolUsedBytes, func(i int, r *rand.Rand) float64 { return 50*tib + 20*tib*diurnal(i) + noise(r, 0.05*tib) }).
+				last(25),
+		},
+		{
 			name: "a new box already 97% full is critical at once",
 			box: healthyBox().set(pool, telemetry.PoolTotalBytes, constant(100*tib)).
 				set(pool, telemetry.PoolUsedBytes, func(i int, r *rand.Rand) float64 { return 97*tib + noise(r, 0.05*tib) }).
