@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sanwatch/sanwatch/internal/pemfile"
 	"github.com/sanwatch/sanwatch/internal/telemetry"
 )
 
@@ -113,13 +113,9 @@ order, as a box reporting in near-real time does. Tokens never go on the command
 func (o *postOptions) httpClient() (*http.Client, error) {
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
 	if o.caFile != "" {
-		pem, err := os.ReadFile(o.caFile)
+		pool, err := pemfile.CertPool(o.caFile)
 		if err != nil {
 			return nil, fmt.Errorf("--ca-file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--ca-file %s: no PEM certificate in it", o.caFile)
 		}
 		tc.RootCAs = pool
 	}

@@ -6,13 +6,11 @@ package app
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
-	"os"
 	"strings"
 
 	"go.temporal.io/sdk/client"
@@ -26,6 +24,7 @@ import (
 	"github.com/sanwatch/sanwatch/internal/finding"
 	"github.com/sanwatch/sanwatch/internal/fleet"
 	"github.com/sanwatch/sanwatch/internal/metrics"
+	"github.com/sanwatch/sanwatch/internal/pemfile"
 	"github.com/sanwatch/sanwatch/internal/store"
 	"github.com/sanwatch/sanwatch/internal/tsdb"
 )
@@ -99,13 +98,9 @@ func tlsConfig(cfg *config.Config) (*tls.Config, error) {
 		tc.Certificates = []tls.Certificate{cert}
 	}
 	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
+		pool, err := pemfile.CertPool(t.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("read temporal.tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("temporal.tls.ca_file %s: no PEM certificates", t.CAFile)
+			return nil, fmt.Errorf("temporal.tls.ca_file: %w", err)
 		}
 		tc.RootCAs = pool
 	}

@@ -3,7 +3,6 @@ package receiver
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -12,7 +11,6 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +18,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/sanwatch/sanwatch/internal/pemfile"
 	"github.com/sanwatch/sanwatch/internal/store"
 )
 
@@ -245,13 +244,9 @@ func (o Options) TLSConfig() (*tls.Config, error) {
 	}
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	if o.ClientCAFile != "" {
-		pem, err := os.ReadFile(o.ClientCAFile)
+		pool, err := pemfile.CertPool(o.ClientCAFile)
 		if err != nil {
-			return nil, fmt.Errorf("read receiver.client_ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("receiver.client_ca_file %s: no PEM certificates", o.ClientCAFile)
+			return nil, fmt.Errorf("receiver.client_ca_file: %w", err)
 		}
 		tc.ClientCAs = pool
 		tc.ClientAuth = tls.VerifyClientCertIfGiven

@@ -14,15 +14,15 @@ package tsdb
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
+
+	"github.com/sanwatch/sanwatch/internal/pemfile"
 )
 
 // APIs a backend speaks.
@@ -101,13 +101,9 @@ func Open(o Options) (*Backend, error) {
 	if o.CAFile != "" || o.CertFile != "" || o.KeyFile != "" {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}
 		if o.CAFile != "" {
-			pem, err := os.ReadFile(o.CAFile)
+			pool, err := pemfile.CertPool(o.CAFile)
 			if err != nil {
-				return nil, fmt.Errorf("open samples backend: read samples.tls.ca_file: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("open samples backend: samples.tls.ca_file %s: no PEM certificates", o.CAFile)
+				return nil, fmt.Errorf("open samples backend: samples.tls.ca_file: %w", err)
 			}
 			tc.RootCAs = pool
 		}
