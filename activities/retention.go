@@ -57,7 +57,10 @@ func (f *ObjectsFreed) Add(o ObjectsFreed) {
 // ApplyRetentionResult says what one call of ApplyRetention freed.
 type ApplyRetentionResult struct {
 	SamplesDeleted int64 `json:"samples_deleted"`
-	Pages          int   `json:"pages"`
+	// DaysSealed counts the series-days merged into one chunk each
+	// (store.Sealer), after the deletes.
+	DaysSealed int64 `json:"days_sealed,omitempty"`
+	Pages      int   `json:"pages"`
 	// Done is true when nothing older than the cutoffs is left; the store
 	// has then given the space back (Compact).
 	Done bool `json:"done"`
@@ -85,12 +88,22 @@ func (a *Activities) queued(ctx context.Context, id string) bool {
 	return in.StartedAt.IsZero()
 }
 
+// SealGrace is how long after a UTC day ends its samples are sealed: late
+// posts of the day before within it still land in rows, not in a second
+// chunk of a sealed day (which a later run would merge anyway).
+const SealGrace = time.Hour
+
+// sealDaysPerPage is how many series-days one SealSamples call merges, in
+// one transaction: at 5-minute samples about 150,000 samples.
+const sealDaysPerPage = 500
+
 // defaultMaxObjects is how many objects one ApplyRetention call deletes at most.
 const defaultMaxObjects = 10000
 
 // ApplyRetention deletes samples older than in.Before, page by page, with a
-// heartbeat after each page, until a page comes back short (then it
-// compacts the store) or MaxPages pages are deleted. Then it deletes the
+// heartbeat after each page, until a page comes back short; on a store that
+// keeps chunks (store.Sealer) it then seals the closed days, a page at a
+// time; then it compacts the store. At most MaxPages pages either way. Then it deletes the
 // batch and quarantined objects older than their cutoffs (by the time the
 // store reports they were written), heartbeating, until none is left (Done)
 // or MaxObjects are deleted. Running it again is harmless: what is gone
@@ -106,20 +119,40 @@ func (a *Activities) ApplyRetention(ctx context.Context, in ApplyRetentionInput)
 	if in.SkipSamples {
 		res.SamplesDone = true
 	}
+	deleted := false
+	sealer, seals := a.Store.(store.Sealer)
 	for !res.SamplesDone && res.Pages < in.MaxPages {
-		n, err := a.Store.DeleteSamplesBefore(ctx, in.Before, in.PageSize)
-		if err != nil {
-			return res, fmt.Errorf("apply retention: page %d: %w", res.Pages+1, err)
-		}
-		res.Pages++
-		res.SamplesDeleted += int64(n)
-		hb.beat("samples deleted", int(res.SamplesDeleted))
-		if n < in.PageSize {
-			if err := a.Store.Compact(ctx); err != nil {
-				return res, fmt.Errorf("apply retention: %w", err)
+		if !deleted {
+			n, err := a.Store.DeleteSamplesBefore(ctx, in.Before, in.PageSize)
+			if err != nil {
+				return res, fmt.Errorf("apply retention: page %d: %w", res.Pages+1, err)
 			}
-			res.SamplesDone = true
+			res.Pages++
+			res.SamplesDeleted += int64(n)
+			hb.beat("samples deleted", int(res.SamplesDeleted))
+			if deleted = n < in.PageSize; !deleted {
+				continue
+			}
 		}
+		// Then the closed days still in rows or in several chunks are
+		// sealed into one chunk each (a page is sealDaysPerPage of them;
+		// the first may follow the last delete page in one turn).
+		if seals {
+			r, err := sealer.SealSamples(ctx, a.now().Add(-SealGrace), sealDaysPerPage)
+			if err != nil {
+				return res, fmt.Errorf("apply retention: page %d: %w", res.Pages+1, err)
+			}
+			res.Pages++
+			res.DaysSealed += int64(r.Days)
+			hb.beat("series-days sealed", int(res.DaysSealed))
+			if r.Days == sealDaysPerPage {
+				continue
+			}
+		}
+		if err := a.Store.Compact(ctx); err != nil {
+			return res, fmt.Errorf("apply retention: %w", err)
+		}
+		res.SamplesDone = true
 	}
 	if !res.SamplesDone {
 		return res, nil

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sanwatch/sanwatch/internal/blobstore"
 	"github.com/sanwatch/sanwatch/internal/store"
+	"github.com/sanwatch/sanwatch/internal/telemetry"
 )
 
 // TestApplyRetentionDeletesObjectsInPages: a call deletes at most
@@ -136,4 +137,45 @@ func TestApplyRetentionKeepsQueuedBatches(t *testing.T) {
 	ok, err = bs.Exists(ctx, blobstore.BatchKey("started"))
 	require.NoError(t, err)
 	require.False(t, ok)
+}
+
+// TestApplyRetentionSealsClosedDays: samples that came one post at a time
+// (rows) are sealed into a chunk per series and closed day by the
+// retention run, page by page over calls; today's stay rows; reads are
+// the same after.
+func TestApplyRetentionSealsClosedDays(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	now := f.acts.now() // 2026-11-02T00:00Z
+	start := now.Add(-50 * time.Hour)
+	for i := range 50 * 12 { // every 5 minutes for 50 hours: 3 UTC days, the last within SealGrace
+		at := start.Add(time.Duration(i) * 5 * time.Minute)
+		var post []telemetry.Sample
+		for d := range 3 {
+			post = append(post, telemetry.Sample{Box: "box-0001", Component: fmt.Sprintf("disk/%d", d),
+				Metric: telemetry.DiskTemperatureC, Time: at, Value: float64(30 + d + i%4)})
+		}
+		_, err := f.acts.Store.AppendSamples(ctx, post)
+		require.NoError(t, err)
+	}
+	before, err := f.acts.Store.Window(ctx, "box-0001", start, now)
+	require.NoError(t, err)
+	require.Len(t, before, 3*600)
+
+	// Days of 2026-10-30 (2 h) and 10-31 are closed; 11-01 ended 0 h ago,
+	// within the grace. 6 series-days, one seal page, which follows the
+	// (empty) delete page in the same turn.
+	in := ApplyRetentionInput{Before: now.Add(-720 * time.Hour), PageSize: 1000, MaxPages: 1}
+	val, err := f.env.ExecuteActivity(f.acts.ApplyRetention, in)
+	require.NoError(t, err)
+	var r ApplyRetentionResult
+	require.NoError(t, val.Get(&r))
+	require.Equal(t, ApplyRetentionResult{DaysSealed: 6, Pages: 2, SamplesDone: true, Done: true}, r)
+
+	after, err := f.acts.Store.Window(ctx, "box-0001", start, now)
+	require.NoError(t, err)
+	require.Equal(t, before, after)
+	left, err := f.acts.Store.(store.Sealer).SealSamples(ctx, now, 100)
+	require.NoError(t, err)
+	require.Equal(t, 3, left.Days, "only the day within the grace was left")
 }

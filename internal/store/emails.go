@@ -31,7 +31,7 @@ func (q emailQueries) list() string {
 
 const statsQuery = `SELECT
 	(SELECT COUNT(*) FROM boxes),
-	(SELECT COUNT(*) FROM samples),
+	(SELECT COUNT(*) FROM samples) + (SELECT COALESCE(SUM(n), 0) FROM sample_chunks),
 	(SELECT COUNT(*) FROM batches),
 	(SELECT COALESCE(SUM(rejected), 0) FROM batches),
 	(SELECT COUNT(*) FROM findings),

@@ -25,7 +25,7 @@ const (
 	childTargetEnv = "SANWATCH_STORE_OPEN_TARGET"
 	childIDEnv     = "SANWATCH_STORE_OPEN_ID"
 	// schemaVersions is how many migrations each backend has.
-	schemaVersions = 8
+	schemaVersions = 9
 )
 
 // TestMain lets this test binary run as one of the processes of

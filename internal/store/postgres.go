@@ -1,7 +1,9 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strconv"
@@ -160,6 +162,22 @@ var postgresMigrations = []string{
 	ALTER TABLE samples ADD CONSTRAINT samples_pkey PRIMARY KEY (series_id, ts);
 	ANALYZE series;
 	ANALYZE samples;`,
+	// 9: compressed chunks of samples, one series and UTC day each (see
+	// chunk.go). The rows in samples stay where they are until SealSamples
+	// merges their days into chunks. The chunks are compressed already,
+	// so PostgreSQL is told not to try again (STORAGE EXTERNAL).
+	`CREATE TABLE sample_chunks (
+		series_id BIGINT  NOT NULL,
+		t_min     BIGINT  NOT NULL, -- unix nanoseconds of the first sample
+		t_max     BIGINT  NOT NULL, -- and of the last
+		n         INTEGER NOT NULL, -- samples in the chunk
+		sealed    BOOLEAN NOT NULL DEFAULT false,
+		data      BYTEA   NOT NULL,
+		PRIMARY KEY (series_id, t_min)
+	);
+	ALTER TABLE sample_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
+	CREATE INDEX sample_chunks_t ON sample_chunks (t_min);
+	CREATE INDEX sample_chunks_unsealed ON sample_chunks (t_min) WHERE NOT sealed;`,
 }
 
 // migrationLockKey is the PostgreSQL advisory lock held while migrating
@@ -248,9 +266,8 @@ func (p *Postgres) Close() error {
 
 // AppendSamples stores samples in one transaction; see Store. Series not
 // in the cache are added and looked up first, in one statement each way.
-// The samples are copied straight into samples; when some are stored
-// already (the copy hits the key), the copy is undone and they are merged
-// through a per-connection staging table instead.
+// Runs of a series and day go in as chunks where their range holds nothing
+// yet, the rest as rows.
 func (p *Postgres) AppendSamples(ctx context.Context, samples []telemetry.Sample) (int64, error) {
 	rows, ts, err := prepareSamples(samples)
 	if err != nil || len(rows) == 0 {
@@ -264,12 +281,7 @@ func (p *Postgres) AppendSamples(ctx context.Context, samples []telemetry.Sample
 		}
 		p.series.add(keys, ids, missing)
 	}
-	src := func() pgx.CopyFromSource {
-		return pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
-			return []any{ids[of[i]], ts[i], rows[i].Value}, nil
-		})
-	}
-	cols := []string{"series_id", "ts", "value"}
+	chunks, rest := planChunks(rows, ts, of)
 	var n int64
 	err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		// Not waiting for the WAL flush at commit: a crash may lose the
@@ -280,6 +292,133 @@ func (p *Postgres) AppendSamples(ctx context.Context, samples []telemetry.Sample
 		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
 			return fmt.Errorf("set synchronous_commit: %w", err)
 		}
+		stored, taken, err := pgWriteChunks(ctx, tx, ids, chunks)
+		if err != nil {
+			return err
+		}
+		rest = unchunk(rest, taken)
+		k, err := pgInsertRows(ctx, tx, rows, ts, ids, of, rest)
+		n = stored + k
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("append samples: %w", err)
+	}
+	return n, nil
+}
+
+// pgWriteChunks writes each chunk whose series holds nothing in its time
+// range, looked up for all of them in one query, and returns how many
+// samples it stored and the chunks it did not write, whose samples go to
+// rows. A chunk equal to the stored one (the same batch appended again)
+// counts as stored. Two appends racing to chunk the same range of a series
+// may both write theirs; reads then take the later-starting chunk's
+// sample where they overlap.
+func pgWriteChunks(ctx context.Context, tx pgx.Tx, ids []int64, chunks []chunkRun) (int64, []chunkRun, error) {
+	if len(chunks) == 0 {
+		return 0, nil, nil
+	}
+	sids, los, his := make([]int64, len(chunks)), make([]int64, len(chunks)), make([]int64, len(chunks))
+	for i, c := range chunks {
+		sids[i], los[i], his[i] = ids[c.series], c.tMin, c.tMax
+	}
+	rows, err := tx.Query(ctx, `SELECT u.i, l.t_min, l.t_max, l.data,
+			EXISTS (SELECT 1 FROM samples x WHERE x.series_id = u.sid AND x.ts >= u.lo AND x.ts <= u.hi)
+		FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) WITH ORDINALITY AS u(sid, lo, hi, i)
+		LEFT JOIN LATERAL (SELECT c.t_min, c.t_max, c.data FROM sample_chunks c
+			WHERE c.series_id = u.sid AND c.t_min <= u.hi ORDER BY c.t_min DESC LIMIT 1) l ON true
+		WHERE l.t_max >= u.lo
+			OR EXISTS (SELECT 1 FROM samples x WHERE x.series_id = u.sid AND x.ts >= u.lo AND x.ts <= u.hi)`,
+		sids, los, his)
+	if err != nil {
+		return 0, nil, fmt.Errorf("look up chunk ranges: %w", err)
+	}
+	skip := map[int]bool{} // chunks not to write: stored already, or taken
+	var taken []chunkRun
+	var n int64
+	for rows.Next() {
+		var i int64
+		var tMin, tMax *int64
+		var data []byte
+		var hasRows bool
+		if err := rows.Scan(&i, &tMin, &tMax, &data, &hasRows); err != nil {
+			rows.Close()
+			return 0, nil, fmt.Errorf("look up chunk ranges: %w", err)
+		}
+		c := chunks[i-1]
+		skip[int(i-1)] = true
+		if !hasRows && tMin != nil && *tMin == c.tMin && *tMax == c.tMax && bytes.Equal(data, c.data) {
+			n += int64(c.hi - c.lo)
+			continue
+		}
+		taken = append(taken, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, nil, fmt.Errorf("look up chunk ranges: %w", err)
+	}
+	// A chunk another append wrote since the lookup (the key taken) goes
+	// to rows as well.
+	var sidW, minW, maxW []int64
+	var nW []int32
+	var dataW [][]byte
+	var pending []chunkRun
+	for i, c := range chunks {
+		if !skip[i] {
+			sidW, minW, maxW = append(sidW, ids[c.series]), append(minW, c.tMin), append(maxW, c.tMax)
+			nW, dataW = append(nW, int32(c.hi-c.lo)), append(dataW, c.data)
+			pending = append(pending, c)
+		}
+	}
+	if len(pending) == 0 {
+		return n, taken, nil
+	}
+	wrows, err := tx.Query(ctx, `INSERT INTO sample_chunks (series_id, t_min, t_max, n, data)
+		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::integer[], $5::bytea[])
+		ON CONFLICT (series_id, t_min) DO NOTHING
+		RETURNING series_id, t_min`, sidW, minW, maxW, nW, dataW)
+	if err != nil {
+		return 0, nil, fmt.Errorf("insert chunks: %w", err)
+	}
+	type key struct{ sid, tMin int64 }
+	written, err := pgx.CollectRows(wrows, func(r pgx.CollectableRow) (key, error) {
+		var k key
+		return k, r.Scan(&k.sid, &k.tMin)
+	})
+	if err != nil {
+		return 0, nil, fmt.Errorf("insert chunks: %w", err)
+	}
+	in := make(map[key]bool, len(written))
+	for _, k := range written {
+		in[k] = true
+	}
+	for _, c := range pending {
+		if in[key{ids[c.series], c.tMin}] {
+			n += int64(c.hi - c.lo)
+		} else {
+			taken = append(taken, c)
+		}
+	}
+	return n, taken, nil
+}
+
+// pgInsertRows stores rows[i] for i in which as rows of samples. They are
+// copied straight in; when some are stored already (the copy hits the
+// key), the copy is undone and they are merged through a per-connection
+// staging table instead.
+func pgInsertRows(ctx context.Context, tx pgx.Tx, rows []telemetry.Sample, ts, ids []int64, of, which []int) (int64, error) {
+	if len(which) == 0 {
+		return 0, nil
+	}
+	src := func() pgx.CopyFromSource {
+		return pgx.CopyFromSlice(len(which), func(j int) ([]any, error) {
+			i := which[j]
+			return []any{ids[of[i]], ts[i], rows[i].Value}, nil
+		})
+	}
+	cols := []string{"series_id", "ts", "value"}
+	var n int64
+	err := func() error {
 		direct, err := tx.Begin(ctx) // a savepoint
 		if err != nil {
 			return fmt.Errorf("savepoint: %w", err)
@@ -315,11 +454,8 @@ func (p *Postgres) AppendSamples(ctx context.Context, samples []telemetry.Sample
 		}
 		n = tag.RowsAffected()
 		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("append samples: %w", err)
-	}
-	return n, nil
+	}()
+	return n, err
 }
 
 // pgUniqueViolation is PostgreSQL's SQLSTATE for a duplicate key.
@@ -365,12 +501,20 @@ func (p *Postgres) seriesIDs(ctx context.Context, keys []seriesKey, ids []int64,
 	return nil
 }
 
-// Window returns box's samples in [from, to); see Store.
+// Window returns box's samples in [from, to); see Store. Components and
+// metrics sort bytewise (COLLATE "C"), as on SQLite, whatever the
+// database's collation.
 func (p *Postgres) Window(ctx context.Context, box string, from, to time.Time) ([]telemetry.Sample, error) {
-	return p.window(ctx, box, `SELECT s.component, s.metric, x.ts, x.value
+	f, t := clampNanos(from), clampNanos(to)
+	return p.window(ctx, box, f, t, `SELECT s.component, s.metric, x.ts, x.value
 		FROM series s JOIN samples x ON x.series_id = s.id
-		WHERE s.box = $1 AND x.ts >= $2 AND x.ts < $3 ORDER BY s.component, s.metric, x.ts`,
-		box, clampNanos(from), clampNanos(to))
+		WHERE s.box = $1 AND x.ts >= $2 AND x.ts < $3
+		ORDER BY s.component COLLATE "C", s.metric COLLATE "C", x.ts`,
+		`SELECT s.component, s.metric, c.data
+		FROM series s JOIN sample_chunks c ON c.series_id = s.id
+		WHERE s.box = $1 AND c.t_min >= $2 AND c.t_min < $3 AND c.t_max >= $4
+		ORDER BY s.component COLLATE "C", s.metric COLLATE "C", c.t_min`,
+		[]any{box, f, t}, []any{box, chunkFloor(f), t, f})
 }
 
 // WindowKind returns box's samples of components of one kind; see Store.
@@ -378,16 +522,22 @@ func (p *Postgres) Window(ctx context.Context, box string, from, to time.Time) (
 // component would.
 func (p *Postgres) WindowKind(ctx context.Context, box, kind string, from, to time.Time) ([]telemetry.Sample, error) {
 	lo, _ := kindRange(kind)
-	return p.window(ctx, box, `SELECT s.component, s.metric, x.ts, x.value
+	f, t := clampNanos(from), clampNanos(to)
+	return p.window(ctx, box, f, t, `SELECT s.component, s.metric, x.ts, x.value
 		FROM series s JOIN samples x ON x.series_id = s.id
 		WHERE s.box = $1 AND starts_with(s.component, $2) AND x.ts >= $3 AND x.ts < $4
-		ORDER BY s.component, s.metric, x.ts`,
-		box, lo, clampNanos(from), clampNanos(to))
+		ORDER BY s.component COLLATE "C", s.metric COLLATE "C", x.ts`,
+		`SELECT s.component, s.metric, c.data
+		FROM series s JOIN sample_chunks c ON c.series_id = s.id
+		WHERE s.box = $1 AND starts_with(s.component, $2) AND c.t_min >= $3 AND c.t_min < $4 AND c.t_max >= $5
+		ORDER BY s.component COLLATE "C", s.metric COLLATE "C", c.t_min`,
+		[]any{box, lo, f, t}, []any{box, lo, chunkFloor(f), t, f})
 }
 
-// window runs a query for box's samples (component, metric, ts, value).
-func (p *Postgres) window(ctx context.Context, box, query string, args ...any) ([]telemetry.Sample, error) {
-	rows, err := p.pool.Query(ctx, query, args...)
+// window reads box's rows (component, metric, ts, value) and chunks
+// (component, metric, data) of [from, to) and merges them.
+func (p *Postgres) window(ctx context.Context, box string, from, to int64, rowQuery, chunkQuery string, rowArgs, chunkArgs []any) ([]telemetry.Sample, error) {
+	rows, err := p.pool.Query(ctx, rowQuery, rowArgs...)
 	if err != nil {
 		return nil, fmt.Errorf("query window of %s: %w", box, err)
 	}
@@ -405,7 +555,26 @@ func (p *Postgres) window(ctx context.Context, box, query string, args ...any) (
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("query window of %s: %w", box, err)
 	}
-	return out, nil
+	crows, err := p.pool.Query(ctx, chunkQuery, chunkArgs...)
+	if err != nil {
+		return nil, fmt.Errorf("query window chunks of %s: %w", box, err)
+	}
+	defer crows.Close()
+	var chunked []telemetry.Sample
+	for crows.Next() {
+		var c, m string
+		var data []byte
+		if err := crows.Scan(&c, &m, &data); err != nil {
+			return nil, fmt.Errorf("query window chunks of %s: %w", box, err)
+		}
+		if chunked, err = appendDecoded(chunked, data, box, c, m, from, to); err != nil {
+			return nil, fmt.Errorf("query window of %s: %w", box, err)
+		}
+	}
+	if err := crows.Err(); err != nil {
+		return nil, fmt.Errorf("query window chunks of %s: %w", box, err)
+	}
+	return mergeTiers(out, chunked), nil
 }
 
 // NewestSample returns the newest sample time of the stored batches; see Store.
@@ -422,18 +591,20 @@ func (p *Postgres) NewestSample(ctx context.Context) (time.Time, error) {
 
 // LatestSample returns the time of box's newest sample; see Store.
 func (p *Postgres) LatestSample(ctx context.Context, box string) (time.Time, error) {
-	// The newest of each series is one seek on the key (series_id, ts).
-	var ts *int64
-	err := p.pool.QueryRow(ctx, `SELECT MAX(x.ts) FROM series s
-		CROSS JOIN LATERAL (SELECT ts FROM samples WHERE series_id = s.id ORDER BY ts DESC LIMIT 1) x
-		WHERE s.box = $1`, box).Scan(&ts)
+	// The newest row of each series is one seek on the key (series_id,
+	// ts), its last chunk one seek on (series_id, t_min).
+	var row, chunk sql.NullInt64
+	err := p.pool.QueryRow(ctx, `SELECT
+		(SELECT MAX(x.ts) FROM series s
+			CROSS JOIN LATERAL (SELECT ts FROM samples WHERE series_id = s.id ORDER BY ts DESC LIMIT 1) x
+			WHERE s.box = $1),
+		(SELECT MAX(c.t_max) FROM series s
+			CROSS JOIN LATERAL (SELECT t_max FROM sample_chunks WHERE series_id = s.id ORDER BY t_min DESC LIMIT 1) c
+			WHERE s.box = $1)`, box).Scan(&row, &chunk)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("latest sample of %s: %w", box, err)
 	}
-	if ts == nil {
-		return time.Time{}, fmt.Errorf("latest sample of %s: %w", box, ErrNotFound)
-	}
-	return fromNanos(*ts), nil
+	return latestOf(box, row, chunk)
 }
 
 // PutBatch records or replaces a batch; see Store.

@@ -10,9 +10,11 @@ import (
 // ErrBadLimit is returned by DeleteSamplesBefore for a page size below 1.
 var ErrBadLimit = errors.New("limit must be at least 1")
 
-// DeleteSamplesBefore deletes up to limit samples older than before (any
-// box) in one transaction and returns how many it deleted; call it until it
-// returns fewer than limit. Once the page is committed it runs
+// DeleteSamplesBefore deletes up to limit rows of samples older than before
+// (any box), then, if fewer, up to the rest of limit chunks whose samples
+// are all older, and returns how many samples it deleted; call it until it
+// returns fewer than limit. A chunk holding samples on both sides of before
+// stays until a later run (at most a day of them). Once the page is committed it runs
 // incremental_vacuum when the file has auto_vacuum=INCREMENTAL, so freed
 // pages go back to the file system page by page; see Compact for files
 // created before that. Deleting again is harmless.
@@ -32,6 +34,13 @@ func (s *SQLite) DeleteSamplesBefore(ctx context.Context, before time.Time, limi
 	if err != nil {
 		return 0, fmt.Errorf("delete samples before %s: rows affected: %w", before.Format(time.RFC3339), err)
 	}
+	if n < int64(limit) {
+		k, err := s.deleteChunksBefore(ctx, before, limit-int(n))
+		if err != nil {
+			return int(n), err
+		}
+		n += k
+	}
 	if n > 0 {
 		mode, err := s.autoVacuum(ctx)
 		if err != nil {
@@ -44,6 +53,32 @@ func (s *SQLite) DeleteSamplesBefore(ctx context.Context, before time.Time, limi
 		}
 	}
 	return int(n), nil
+}
+
+// deleteChunksBefore deletes up to limit chunks whose samples are all older
+// than before and returns how many samples they held.
+func (s *SQLite) deleteChunksBefore(ctx context.Context, before time.Time, limit int) (int64, error) {
+	b := before.UnixNano()
+	// SQLite takes no DELETE in a WITH: the counts come back row by row.
+	rows, err := s.w.QueryContext(ctx, `DELETE FROM sample_chunks WHERE rowid IN (
+		SELECT rowid FROM sample_chunks WHERE t_min < ? AND t_max < ? LIMIT ?)
+		RETURNING n`, b, b, limit)
+	if err != nil {
+		return 0, fmt.Errorf("delete sample chunks before %s: %w", before.Format(time.RFC3339), err)
+	}
+	defer func() { _ = rows.Close() }()
+	var n int64
+	for rows.Next() {
+		var k int64
+		if err := rows.Scan(&k); err != nil {
+			return 0, fmt.Errorf("delete sample chunks before %s: %w", before.Format(time.RFC3339), err)
+		}
+		n += k
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("delete sample chunks before %s: %w", before.Format(time.RFC3339), err)
+	}
+	return n, nil
 }
 
 // auto_vacuum modes (PRAGMA auto_vacuum).
@@ -100,8 +135,9 @@ func (s *SQLite) truncateWAL(ctx context.Context) error {
 	return nil
 }
 
-// DeleteSamplesBefore deletes up to limit samples older than before (any
-// box) in one statement and returns how many it deleted; see Store.
+// DeleteSamplesBefore deletes up to limit rows of samples older than before
+// (any box), then, if fewer, up to the rest of limit chunks whose samples
+// are all older, and returns how many samples it deleted; see SQLite's.
 func (p *Postgres) DeleteSamplesBefore(ctx context.Context, before time.Time, limit int) (int, error) {
 	if limit < 1 {
 		return 0, fmt.Errorf("delete samples before %s: %w (got %d)", before.Format(time.RFC3339), ErrBadLimit, limit)
@@ -111,7 +147,22 @@ func (p *Postgres) DeleteSamplesBefore(ctx context.Context, before time.Time, li
 	if err != nil {
 		return 0, fmt.Errorf("delete samples before %s: %w", before.Format(time.RFC3339), err)
 	}
-	return int(tag.RowsAffected()), nil
+	n := tag.RowsAffected()
+	if n < int64(limit) {
+		var k *int64
+		err := p.pool.QueryRow(ctx, `WITH gone AS (
+			DELETE FROM sample_chunks WHERE ctid = ANY (ARRAY(
+				SELECT ctid FROM sample_chunks WHERE t_min < $1 AND t_max < $1 LIMIT $2))
+			RETURNING n)
+			SELECT SUM(n) FROM gone`, before.UnixNano(), limit-int(n)).Scan(&k)
+		if err != nil {
+			return int(n), fmt.Errorf("delete sample chunks before %s: %w", before.Format(time.RFC3339), err)
+		}
+		if k != nil {
+			n += *k
+		}
+	}
+	return int(n), nil
 }
 
 // Compact is a no-op on PostgreSQL: autovacuum makes the space of deleted

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -161,6 +162,21 @@ var sqliteMigrations = []string{
 		ORDER BY s.id, x.ts;
 	DROP TABLE samples;
 	ALTER TABLE samples_by_series RENAME TO samples;`,
+	// 9: compressed chunks of samples, one series and UTC day each (see
+	// chunk.go). The rows in samples stay where they are until SealSamples
+	// merges their days into chunks. A rowid table rather than WITHOUT
+	// ROWID: a chunk is larger than SQLite advises for the latter.
+	`CREATE TABLE sample_chunks (
+		series_id INTEGER NOT NULL,
+		t_min     INTEGER NOT NULL, -- unix nanoseconds of the first sample
+		t_max     INTEGER NOT NULL, -- and of the last
+		n         INTEGER NOT NULL, -- samples in the chunk
+		sealed    INTEGER NOT NULL DEFAULT 0,
+		data      BLOB    NOT NULL
+	);
+	CREATE UNIQUE INDEX sample_chunks_key ON sample_chunks (series_id, t_min);
+	CREATE INDEX sample_chunks_t ON sample_chunks (t_min);
+	CREATE INDEX sample_chunks_unsealed ON sample_chunks (t_min) WHERE sealed = 0;`,
 }
 
 // SQLite is the embedded Store: one database file in WAL mode. Writes go
@@ -301,6 +317,8 @@ func (s *SQLite) Close() error {
 
 // AppendSamples stores samples in one transaction; see Store. Series not
 // in the cache are looked up (added if new) once each in that transaction.
+// Runs of a series and day go in as chunks where their range holds nothing
+// yet, the rest as rows.
 func (s *SQLite) AppendSamples(ctx context.Context, samples []telemetry.Sample) (int64, error) {
 	rows, ts, err := prepareSamples(samples)
 	if err != nil || len(rows) == 0 {
@@ -309,6 +327,7 @@ func (s *SQLite) AppendSamples(ctx context.Context, samples []telemetry.Sample) 
 	keys, of := seriesOf(rows)
 	ids := make([]int64, len(keys))
 	missing := s.series.lookup(keys, ids)
+	chunks, rest := planChunks(rows, ts, of)
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("append samples: begin: %w", err)
@@ -317,8 +336,87 @@ func (s *SQLite) AppendSamples(ctx context.Context, samples []telemetry.Sample) 
 	if err := sqliteSeriesIDs(ctx, tx, keys, ids, missing); err != nil {
 		return 0, err
 	}
-	// Rows go in sqliteChunk at a time: one statement per row spends more
-	// time crossing database/sql than SQLite spends inserting.
+	n, taken, err := sqliteWriteChunks(ctx, tx, ids, chunks)
+	if err != nil {
+		return 0, err
+	}
+	rest = unchunk(rest, taken)
+	k, err := sqliteInsertRows(ctx, tx, rows, ts, ids, of, rest)
+	if err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("append samples: commit: %w", err)
+	}
+	s.series.add(keys, ids, missing) // only once committed: a rolled back id is no id
+	return n + k, nil
+}
+
+// sqliteWriteChunks writes each chunk whose series holds nothing in its
+// time range and returns how many samples it stored and the chunks it did
+// not write, whose samples go to rows. A chunk equal to the stored one (the
+// same batch appended again) counts as stored.
+func sqliteWriteChunks(ctx context.Context, tx *sql.Tx, ids []int64, chunks []chunkRun) (int64, []chunkRun, error) {
+	if len(chunks) == 0 {
+		return 0, nil, nil
+	}
+	last, err := tx.PrepareContext(ctx, `SELECT t_min, t_max, data FROM sample_chunks
+		WHERE series_id = ? AND t_min <= ? ORDER BY t_min DESC LIMIT 1`)
+	if err != nil {
+		return 0, nil, fmt.Errorf("append samples: prepare chunk lookup: %w", err)
+	}
+	defer func() { _ = last.Close() }()
+	anyRow, err := tx.PrepareContext(ctx, `SELECT 1 FROM samples WHERE series_id = ? AND ts >= ? AND ts <= ? LIMIT 1`)
+	if err != nil {
+		return 0, nil, fmt.Errorf("append samples: prepare row lookup: %w", err)
+	}
+	defer func() { _ = anyRow.Close() }()
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO sample_chunks (series_id, t_min, t_max, n, data) VALUES (?, ?, ?, ?, ?)`)
+	if err != nil {
+		return 0, nil, fmt.Errorf("append samples: prepare chunk insert: %w", err)
+	}
+	defer func() { _ = ins.Close() }()
+	var n int64
+	var taken []chunkRun
+	for _, c := range chunks {
+		id := ids[c.series]
+		var tMin, tMax int64
+		var data []byte
+		switch err := last.QueryRowContext(ctx, id, c.tMax).Scan(&tMin, &tMax, &data); {
+		case err == nil && tMax >= c.tMin:
+			if tMin == c.tMin && tMax == c.tMax && bytes.Equal(data, c.data) && !sqliteHasRow(ctx, anyRow, id, c) {
+				n += int64(c.hi - c.lo)
+			} else {
+				taken = append(taken, c)
+			}
+			continue
+		case err != nil && !errors.Is(err, sql.ErrNoRows):
+			return 0, nil, fmt.Errorf("append samples: look up chunks of series %d: %w", id, err)
+		}
+		if sqliteHasRow(ctx, anyRow, id, c) {
+			taken = append(taken, c)
+			continue
+		}
+		if _, err := ins.ExecContext(ctx, id, c.tMin, c.tMax, c.hi-c.lo, c.data); err != nil {
+			return 0, nil, fmt.Errorf("append samples: insert chunk of series %d: %w", id, err)
+		}
+		n += int64(c.hi - c.lo)
+	}
+	return n, taken, nil
+}
+
+// sqliteHasRow reports whether series id has a row in c's time range; an
+// error reading counts as a row, which sends c's samples to rows.
+func sqliteHasRow(ctx context.Context, anyRow *sql.Stmt, id int64, c chunkRun) bool {
+	var one int
+	err := anyRow.QueryRowContext(ctx, id, c.tMin, c.tMax).Scan(&one)
+	return !errors.Is(err, sql.ErrNoRows)
+}
+
+// sqliteInsertRows upserts rows[i] for i in which, sqliteChunk at a time:
+// one statement per row spends more time crossing database/sql than SQLite
+// spends inserting.
+func sqliteInsertRows(ctx context.Context, tx *sql.Tx, rows []telemetry.Sample, ts, ids []int64, of, which []int) (int64, error) {
 	var full *sql.Stmt
 	defer func() {
 		if full != nil {
@@ -327,10 +425,11 @@ func (s *SQLite) AppendSamples(ctx context.Context, samples []telemetry.Sample) 
 	}()
 	var n int64
 	args := make([]any, 0, 3*sqliteChunk)
-	for lo := 0; lo < len(rows); lo += sqliteChunk {
-		hi := min(lo+sqliteChunk, len(rows))
+	for lo := 0; lo < len(which); lo += sqliteChunk {
+		hi := min(lo+sqliteChunk, len(which))
 		stmt := full
 		if hi-lo < sqliteChunk || full == nil {
+			var err error
 			if stmt, err = tx.PrepareContext(ctx, sqliteInsertSamples(hi-lo)); err != nil {
 				return 0, fmt.Errorf("append samples: prepare: %w", err)
 			}
@@ -341,12 +440,12 @@ func (s *SQLite) AppendSamples(ctx context.Context, samples []telemetry.Sample) 
 			}
 		}
 		args = args[:0]
-		for i := lo; i < hi; i++ {
+		for _, i := range which[lo:hi] {
 			args = append(args, ids[of[i]], ts[i], rows[i].Value)
 		}
 		res, err := stmt.ExecContext(ctx, args...)
 		if err != nil {
-			return 0, fmt.Errorf("append samples: insert rows %d..%d: %w", lo, hi-1, err)
+			return 0, fmt.Errorf("append samples: insert rows %d..%d: %w", which[lo], which[hi-1], err)
 		}
 		k, err := res.RowsAffected()
 		if err != nil {
@@ -354,10 +453,6 @@ func (s *SQLite) AppendSamples(ctx context.Context, samples []telemetry.Sample) 
 		}
 		n += k
 	}
-	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("append samples: commit: %w", err)
-	}
-	s.series.add(keys, ids, missing) // only once committed: a rolled back id is no id
 	return n, nil
 }
 
@@ -410,26 +505,37 @@ func sqliteInsertSamples(n int) string {
 // Window returns box's samples in [from, to); see Store. CROSS JOIN makes
 // SQLite walk the box's series in key order and seek each one's samples.
 func (s *SQLite) Window(ctx context.Context, box string, from, to time.Time) ([]telemetry.Sample, error) {
-	return s.window(ctx, box, `SELECT s.component, s.metric, x.ts, x.value
+	f, t := clampNanos(from), clampNanos(to)
+	return s.window(ctx, box, f, t, `SELECT s.component, s.metric, x.ts, x.value
 		FROM series s CROSS JOIN samples x ON x.series_id = s.id
 		WHERE s.box = ? AND x.ts >= ? AND x.ts < ? ORDER BY s.component, s.metric, x.ts`,
-		box, clampNanos(from), clampNanos(to))
+		`SELECT s.component, s.metric, c.data
+		FROM series s CROSS JOIN sample_chunks c ON c.series_id = s.id
+		WHERE s.box = ? AND c.t_min >= ? AND c.t_min < ? AND c.t_max >= ?
+		ORDER BY s.component, s.metric, c.t_min`,
+		[]any{box, f, t}, []any{box, chunkFloor(f), t, f})
 }
 
 // WindowKind returns box's samples of components of one kind; see Store.
 // The component range seeks on the series key (box, component, ...).
 func (s *SQLite) WindowKind(ctx context.Context, box, kind string, from, to time.Time) ([]telemetry.Sample, error) {
 	lo, hi := kindRange(kind)
-	return s.window(ctx, box, `SELECT s.component, s.metric, x.ts, x.value
+	f, t := clampNanos(from), clampNanos(to)
+	return s.window(ctx, box, f, t, `SELECT s.component, s.metric, x.ts, x.value
 		FROM series s CROSS JOIN samples x ON x.series_id = s.id
 		WHERE s.box = ? AND s.component >= ? AND s.component < ? AND x.ts >= ? AND x.ts < ?
 		ORDER BY s.component, s.metric, x.ts`,
-		box, lo, hi, clampNanos(from), clampNanos(to))
+		`SELECT s.component, s.metric, c.data
+		FROM series s CROSS JOIN sample_chunks c ON c.series_id = s.id
+		WHERE s.box = ? AND s.component >= ? AND s.component < ? AND c.t_min >= ? AND c.t_min < ? AND c.t_max >= ?
+		ORDER BY s.component, s.metric, c.t_min`,
+		[]any{box, lo, hi, f, t}, []any{box, lo, hi, chunkFloor(f), t, f})
 }
 
-// window runs a query for box's samples (component, metric, ts, value).
-func (s *SQLite) window(ctx context.Context, box, query string, args ...any) ([]telemetry.Sample, error) {
-	rows, err := s.r.QueryContext(ctx, query, args...)
+// window reads box's rows (component, metric, ts, value) and chunks
+// (component, metric, data) of [from, to) and merges them.
+func (s *SQLite) window(ctx context.Context, box string, from, to int64, rowQuery, chunkQuery string, rowArgs, chunkArgs []any) ([]telemetry.Sample, error) {
+	rows, err := s.r.QueryContext(ctx, rowQuery, rowArgs...)
 	if err != nil {
 		return nil, fmt.Errorf("query window of %s: %w", box, err)
 	}
@@ -447,7 +553,30 @@ func (s *SQLite) window(ctx context.Context, box, query string, args ...any) ([]
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("query window of %s: %w", box, err)
 	}
-	return out, nil
+	crows, err := s.r.QueryContext(ctx, chunkQuery, chunkArgs...)
+	if err != nil {
+		return nil, fmt.Errorf("query window chunks of %s: %w", box, err)
+	}
+	defer func() { _ = crows.Close() }()
+	var chunked []telemetry.Sample
+	var component, metric string
+	var data []byte
+	for crows.Next() {
+		var c, m string
+		if err := crows.Scan(&c, &m, &data); err != nil {
+			return nil, fmt.Errorf("query window chunks of %s: %w", box, err)
+		}
+		if c != component || m != metric { // one string per series, not per sample
+			component, metric = c, m
+		}
+		if chunked, err = appendDecoded(chunked, data, box, component, metric, from, to); err != nil {
+			return nil, fmt.Errorf("query window of %s: %w", box, err)
+		}
+	}
+	if err := crows.Err(); err != nil {
+		return nil, fmt.Errorf("query window chunks of %s: %w", box, err)
+	}
+	return mergeTiers(out, chunked), nil
 }
 
 // NewestSample returns the newest sample time of the stored batches; see Store.
@@ -464,17 +593,17 @@ func (s *SQLite) NewestSample(ctx context.Context) (time.Time, error) {
 
 // LatestSample returns the time of box's newest sample; see Store.
 func (s *SQLite) LatestSample(ctx context.Context, box string) (time.Time, error) {
-	// The newest of each series is one seek on the key (series_id, ts).
-	var ts sql.NullInt64
-	err := s.r.QueryRowContext(ctx, `SELECT MAX((SELECT MAX(ts) FROM samples WHERE series_id = s.id))
-		FROM series s WHERE s.box = ?`, box).Scan(&ts)
+	// The newest row of each series is one seek on the key (series_id,
+	// ts), its last chunk one seek on (series_id, t_min).
+	var rowTS, chunkTS sql.NullInt64
+	err := s.r.QueryRowContext(ctx, `SELECT
+		(SELECT MAX((SELECT MAX(ts) FROM samples WHERE series_id = s.id)) FROM series s WHERE s.box = ?),
+		(SELECT MAX((SELECT t_max FROM sample_chunks WHERE series_id = s.id ORDER BY t_min DESC LIMIT 1)) FROM series s WHERE s.box = ?)`,
+		box, box).Scan(&rowTS, &chunkTS)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("latest sample of %s: %w", box, err)
 	}
-	if !ts.Valid {
-		return time.Time{}, fmt.Errorf("latest sample of %s: %w", box, ErrNotFound)
-	}
-	return fromNanos(ts.Int64), nil
+	return latestOf(box, rowTS, chunkTS)
 }
 
 // PutBatch records or replaces a batch; see Store.

@@ -104,7 +104,9 @@ type EmailRecord struct {
 
 // Stats counts what a store holds.
 type Stats struct {
-	Boxes    int   `json:"boxes"`
+	Boxes int `json:"boxes"`
+	// Samples counts stored samples; on the SQL stores one rewritten over
+	// a chunk counts twice until SealSamples merges its day.
 	Samples  int64 `json:"samples"`
 	Batches  int   `json:"batches"`
 	Rejected int64 `json:"rejected"` // rejected lines over all batches
@@ -192,8 +194,10 @@ type Store interface {
 	AnalyzerStatuses(ctx context.Context) ([]AnalyzerStatus, error)
 
 	// DeleteSamplesBefore deletes up to limit (>= 1) samples of any box
-	// older than before and returns how many it deleted: a page of a
-	// retention run, which calls it until it returns fewer than limit.
+	// older than before (or, where samples are kept in chunks, up to limit
+	// chunks entirely older) and returns how many samples it deleted: a
+	// page of a retention run, which calls it until it returns fewer than
+	// limit.
 	DeleteSamplesBefore(ctx context.Context, before time.Time, limit int) (int, error)
 	// Compact returns the space deletes freed to the file system where the
 	// database does not do that itself (SQLite); after a retention run.

@@ -46,6 +46,7 @@ var vmSamples = storetest.SampleOptions{
 	MaxTime:         time.Now().Add(tsdb.MaxFutureSkew),
 	KeepsDuplicates: true,
 	OwnRetention:    true,
+	NoSeal:          true,
 }
 
 // TestVictoriaMetricsStore runs the whole store suite on SQLite with the

@@ -29,6 +29,9 @@ type SampleOptions struct {
 	// OwnRetention: DeleteSamplesBefore deletes nothing (returns 0); the
 	// engine ages samples out by its own retention.
 	OwnRetention bool
+	// NoSeal: the backend keeps no chunks of its own to seal (a
+	// time-series engine): it is not a store.Sealer.
+	NoSeal bool
 }
 
 // samplesCase is what each sample test gets besides the store.
@@ -68,6 +71,18 @@ func RunSamples(t *testing.T, open func(t *testing.T) store.Store, opt SampleOpt
 		{"SampleTimesRoundTrip", testTimesRoundTrip},
 		{"ConcurrentAppend", testConcurrentAppend},
 		{"DeleteSamplesBefore", testDeleteSamplesBefore},
+	}
+	if !opt.KeepsDuplicates { // the model replaces values
+		tests = append(tests, struct {
+			name string
+			f    func(t *testing.T, s store.Store, x samplesCase)
+		}{"TiersAgreeWithModel", testTiersModel})
+	}
+	if !opt.NoSeal {
+		tests = append(tests, struct {
+			name string
+			f    func(t *testing.T, s store.Store, x samplesCase)
+		}{"SealSamples", testSealSamples})
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.f(t, open(t), x) })
