@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -19,12 +20,14 @@ import (
 	"github.com/sanwatch/sanwatch/internal/telemetry"
 )
 
-// benchLayout compares the samples layout of schema 8 (series ids, samples
-// keyed by series and time) with the old one (one row per sample with its
+// benchLayout compares the samples layout of schemas 8 and 9 (series ids;
+// runs of a series as compressed chunks, single samples as rows keyed by
+// series and time, sealed into chunks by day) with the old one (one row per sample with its
 // strings, two indexes; bench/legacy.go) on the same batch, in the same
 // run: samples/s appended in the chunks StoreBatch uses, the StoreBatch
 // activity end to end, bytes per sample on disk, and the time to read every
-// box's window back. SQLite and PostgreSQL each.
+// box's window back; then the same samples appended as posts (one per
+// series per append: rows), and sealed. SQLite and PostgreSQL each.
 func benchLayout(ctx context.Context, o options, rep *report) error {
 	dir, err := os.MkdirTemp("", "sanwatch-bench-layout-")
 	if err != nil {
@@ -41,7 +44,7 @@ func benchLayout(ctx context.Context, o options, rep *report) error {
 		return err
 	}
 	o.logf("layout: %s samples of %d boxes in %d chunks", num(n), len(boxes), len(chunks))
-	l := layoutRun{o: o, dir: dir, batch: path, n: n, chunks: chunks, boxes: boxes}
+	l := layoutRun{o: o, dir: dir, batch: path, n: n, chunks: chunks, boxes: boxes, posts: byTime(chunks)}
 
 	sqliteNew := func(name string) (store.Store, func(context.Context) (int64, error), error) {
 		p := filepath.Join(dir, name, "sanwatch.db")
@@ -94,7 +97,9 @@ func benchLayout(ctx context.Context, o options, rep *report) error {
 		if err != nil {
 			return nil, nil, err
 		}
-		return st, func(ctx context.Context) (int64, error) { return postgresDSNBytes(ctx, dsn, "samples", "series") }, nil
+		return st, func(ctx context.Context) (int64, error) {
+			return postgresDSNBytes(ctx, dsn, "samples", "series", "sample_chunks")
+		}, nil
 	}
 	pgOld := func(string) (store.Store, func(context.Context) (int64, error), error) {
 		baseDSN, err := schema()
@@ -137,6 +142,29 @@ type layoutRun struct {
 	n      int64
 	chunks [][]telemetry.Sample // the batch parsed, in StoreBatch's chunks
 	boxes  []string
+	// posts are the same samples as boxes posting every 5 minutes send
+	// them: one append per time, one sample of each series in it.
+	posts [][]telemetry.Sample
+}
+
+// byTime regroups the batch by sample time, in time order.
+func byTime(chunks [][]telemetry.Sample) [][]telemetry.Sample {
+	at := map[time.Time][]telemetry.Sample{}
+	for _, c := range chunks {
+		for _, s := range c {
+			at[s.Time] = append(at[s.Time], s)
+		}
+	}
+	times := make([]time.Time, 0, len(at))
+	for t := range at {
+		times = append(times, t)
+	}
+	slices.SortFunc(times, time.Time.Compare)
+	out := make([][]telemetry.Sample, len(times))
+	for i, t := range times {
+		out[i] = at[t]
+	}
+	return out
 }
 
 // opener opens a fresh store in its own files (named by name), and returns
@@ -187,11 +215,87 @@ func (l layoutRun) compare(ctx context.Context, rep *report, db string, old, lea
 			r.appendTime.Round(time.Millisecond), r.batchTime.Round(time.Millisecond), mib(r.bytes), r.window.Round(time.Millisecond))
 		return r, nil
 	}
+	// posts appends the samples as posts. On the lean layout it does so
+	// for postRounds days in a row, sealing and compacting after each as
+	// the nightly retention run does, so that rows freed by a seal are
+	// reused by the next day's (the steady state: about a day of rows
+	// beside the chunks of every other day).
+	type postsResult struct {
+		appendTime, sealTime, window time.Duration
+		bytes, sealedBytes           int64
+		rounds                       int
+	}
+	const postRounds = 3
+	posts := func(name string, open opener) (postsResult, error) {
+		var r postsResult
+		st, size, err := open(name + "-posts")
+		if err != nil {
+			return r, err
+		}
+		defer st.Close()
+		sealer, seals := st.(store.Sealer)
+		r.rounds = 1
+		if seals {
+			r.rounds = postRounds
+		}
+		for round := range r.rounds {
+			shift := -time.Duration(r.rounds-1-round) * 24 * time.Hour // oldest day first
+			t0 := time.Now()
+			for _, p := range l.posts {
+				if shift != 0 {
+					p = shifted(p, shift)
+				}
+				if _, err := st.AppendSamples(ctx, p); err != nil {
+					return r, fmt.Errorf("%s %s posts: %w", db, name, err)
+				}
+			}
+			r.appendTime += time.Since(t0)
+			if round == 0 {
+				if r.bytes, err = size(ctx); err != nil {
+					return r, fmt.Errorf("%s %s posts: %w", db, name, err)
+				}
+			}
+			if !seals {
+				return r, nil
+			}
+			t0 = time.Now()
+			for {
+				res, err := sealer.SealSamples(ctx, time.Now().Add(48*time.Hour), 500)
+				if err != nil {
+					return r, fmt.Errorf("%s %s seal: %w", db, name, err)
+				}
+				if res.Days < 500 {
+					break
+				}
+			}
+			if err := st.Compact(ctx); err != nil {
+				return r, fmt.Errorf("%s %s seal: %w", db, name, err)
+			}
+			r.sealTime += time.Since(t0)
+		}
+		if r.sealedBytes, err = size(ctx); err != nil {
+			return r, fmt.Errorf("%s %s seal: %w", db, name, err)
+		}
+		if r.window, err = l.readWindowsOf(ctx, st, int64(r.rounds)*l.n); err != nil {
+			return r, fmt.Errorf("%s %s sealed: %w", db, name, err)
+		}
+		l.o.logf("layout: %s %s posts: %d days, append %s, first day %s; sealed in %s, %s, windows %s", db, name, r.rounds,
+			r.appendTime.Round(time.Millisecond), mib(r.bytes), r.sealTime.Round(time.Millisecond), mib(r.sealedBytes), r.window.Round(time.Millisecond))
+		return r, nil
+	}
 	o, err := measure("old", old)
 	if err != nil {
 		return err
 	}
 	s, err := measure("series", lean)
+	if err != nil {
+		return err
+	}
+	op, err := posts("old", old)
+	if err != nil {
+		return err
+	}
+	sp, err := posts("series", lean)
 	if err != nil {
 		return err
 	}
@@ -209,12 +313,41 @@ func (l layoutRun) compare(ctx context.Context, rep *report, db string, old, lea
 	rep.add(p+"on disk, series layout", perSample(s.bytes), "old layout", ratio(float64(s.bytes), float64(o.bytes)))
 	rep.add(p+"window read (one box's day), old layout", ms(perWindow(o.window)), "-", "1.00")
 	rep.add(p+"window read (one box's day), series layout", ms(perWindow(s.window)), "old layout", ratio(float64(s.window), float64(o.window)))
+	posted := "(" + num(int64(len(l.posts))) + " appends of one sample per series)"
+	all := l.n * int64(sp.rounds)
+	perSampleOf := func(b, n int64) string {
+		return strconv.FormatFloat(float64(b)/float64(n), 'f', 1, 64) + " bytes/sample"
+	}
+	rep.add(p+"AppendSamples as posts, old layout "+posted, rate(l.n, op.appendTime, "samples"), "-", "1.00")
+	rep.add(p+"AppendSamples as posts, series layout (rows)", rate(all, sp.appendTime, "samples"), "old layout",
+		ratio(float64(all)/sp.appendTime.Seconds(), speed(op.appendTime)))
+	rep.add(p+"on disk as posts, old layout", perSample(op.bytes), "-", "1.00")
+	rep.add(p+"on disk as posts, series layout, one day before sealing", perSample(sp.bytes), "old layout", ratio(float64(sp.bytes), float64(op.bytes)))
+	rep.add(p+"SealSamples (+ Compact) of the posts", rate(all, sp.sealTime, "samples"), "-", "-")
+	rep.add(p+"on disk as posts, series layout, "+strconv.Itoa(sp.rounds)+" days each sealed the night after", perSampleOf(sp.sealedBytes, all), "old layout",
+		ratio(float64(sp.sealedBytes)/float64(all), float64(op.bytes)/float64(l.n)))
+	rep.add(p+"window read (one box's "+strconv.Itoa(sp.rounds)+" days), sealed", ms(perWindow(sp.window)), "-", "-")
 	return nil
+}
+
+// shifted returns a copy of samples moved by d.
+func shifted(samples []telemetry.Sample, d time.Duration) []telemetry.Sample {
+	out := make([]telemetry.Sample, len(samples))
+	for i, s := range samples {
+		s.Time = s.Time.Add(d)
+		out[i] = s
+	}
+	return out
 }
 
 // readWindows reads every box's window twice and returns the time of the
 // second pass (the first warms the cache, as a scan's reads would find it).
 func (l layoutRun) readWindows(ctx context.Context, st store.Store) (time.Duration, error) {
+	return l.readWindowsOf(ctx, st, l.n)
+}
+
+// readWindowsOf is readWindows of a store holding want samples.
+func (l layoutRun) readWindowsOf(ctx context.Context, st store.Store, want int64) (time.Duration, error) {
 	from, to := time.Now().AddDate(0, 0, -30), time.Now().AddDate(0, 0, 1)
 	var d time.Duration
 	for range 2 {
@@ -228,8 +361,8 @@ func (l layoutRun) readWindows(ctx context.Context, st store.Store) (time.Durati
 			got += int64(len(w))
 		}
 		d = time.Since(t0)
-		if got != l.n {
-			return 0, fmt.Errorf("windows read %d samples, want %d", got, l.n)
+		if got != want {
+			return 0, fmt.Errorf("windows read %d samples, want %d", got, want)
 		}
 	}
 	return d, nil
