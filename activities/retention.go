@@ -93,9 +93,9 @@ func (a *Activities) queued(ctx context.Context, id string) bool {
 // chunk of a sealed day (which a later run would merge anyway).
 const SealGrace = time.Hour
 
-// sealDaysPerPage is how many series-days one SealSamples call merges, in
-// one transaction: at 5-minute samples about 150,000 samples.
-const sealDaysPerPage = 500
+// sealSeriesPerPage is how many series one SealSamples call seals, in one
+// transaction: a day of each at 5-minute samples is about 150,000 samples.
+const sealSeriesPerPage = 500
 
 // defaultMaxObjects is how many objects one ApplyRetention call deletes at most.
 const defaultMaxObjects = 10000
@@ -121,6 +121,7 @@ func (a *Activities) ApplyRetention(ctx context.Context, in ApplyRetentionInput)
 	}
 	deleted := false
 	sealer, seals := a.Store.(store.Sealer)
+	var sealAfter int64 // the series cursor; a new call starts over, finding what is left
 	for !res.SamplesDone && res.Pages < in.MaxPages {
 		if !deleted {
 			n, err := a.Store.DeleteSamplesBefore(ctx, in.Before, in.PageSize)
@@ -135,17 +136,17 @@ func (a *Activities) ApplyRetention(ctx context.Context, in ApplyRetentionInput)
 			}
 		}
 		// Then the closed days still in rows or in several chunks are
-		// sealed into one chunk each (a page is sealDaysPerPage of them;
+		// sealed into one chunk each (a page is sealSeriesPerPage series;
 		// the first may follow the last delete page in one turn).
 		if seals {
-			r, err := sealer.SealSamples(ctx, a.now().Add(-SealGrace), sealDaysPerPage)
+			r, err := sealer.SealSamples(ctx, a.now().Add(-SealGrace), sealAfter, sealSeriesPerPage)
 			if err != nil {
 				return res, fmt.Errorf("apply retention: page %d: %w", res.Pages+1, err)
 			}
 			res.Pages++
 			res.DaysSealed += int64(r.Days)
 			hb.beat("series-days sealed", int(res.DaysSealed))
-			if r.Days == sealDaysPerPage {
+			if sealAfter = r.Next; r.More {
 				continue
 			}
 		}

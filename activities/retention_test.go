@@ -175,7 +175,7 @@ func TestApplyRetentionSealsClosedDays(t *testing.T) {
 	after, err := f.acts.Store.Window(ctx, "box-0001", start, now)
 	require.NoError(t, err)
 	require.Equal(t, before, after)
-	left, err := f.acts.Store.(store.Sealer).SealSamples(ctx, now, 100)
+	left, err := f.acts.Store.(store.Sealer).SealSamples(ctx, now, 0, 100)
 	require.NoError(t, err)
 	require.Equal(t, 3, left.Days, "only the day within the grace was left")
 }

@@ -259,12 +259,12 @@ func (l layoutRun) compare(ctx context.Context, rep *report, db string, old, lea
 				return r, nil
 			}
 			t0 = time.Now()
-			for {
-				res, err := sealer.SealSamples(ctx, time.Now().Add(48*time.Hour), 500)
+			for after := int64(0); ; {
+				res, err := sealer.SealSamples(ctx, time.Now().Add(48*time.Hour), after, 500)
 				if err != nil {
 					return r, fmt.Errorf("%s %s seal: %w", db, name, err)
 				}
-				if res.Days < 500 {
+				if after = res.Next; !res.More {
 					break
 				}
 			}

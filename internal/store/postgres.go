@@ -177,7 +177,7 @@ var postgresMigrations = []string{
 	);
 	ALTER TABLE sample_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
 	CREATE INDEX sample_chunks_t ON sample_chunks (t_min);
-	CREATE INDEX sample_chunks_unsealed ON sample_chunks (t_min) WHERE NOT sealed;`,
+	CREATE INDEX sample_chunks_unsealed ON sample_chunks (series_id, t_min) WHERE NOT sealed;`,
 }
 
 // migrationLockKey is the PostgreSQL advisory lock held while migrating

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -16,59 +18,130 @@ import (
 // of a series into one chunk, which is what makes a sample take a few bytes
 // rather than a row. A retention run calls it.
 type Sealer interface {
-	// SealSamples merges up to limit (>= 1) series-days that ended at or
-	// before the UTC day holding before, and have rows or more than one
-	// chunk, each into one sealed chunk, and says what it did; call it
-	// until it reports fewer than limit days. Reads see the same samples
-	// before and after. Days before 1970 are left as they are.
-	SealSamples(ctx context.Context, before time.Time, limit int) (SealResult, error)
+	// SealSamples merges the series-days of up to limit (>= 1) series
+	// with ids above after that ended at or before the start of the UTC
+	// day holding before, and still have rows or unsealed chunks, each
+	// into one sealed chunk, in one transaction. Call it again with after
+	// = the result's Next while the result says More. Reads see the same
+	// samples before and after. Days before 1970 are left as they are.
+	SealSamples(ctx context.Context, before time.Time, after int64, limit int) (SealResult, error)
 }
 
 // SealResult says what one SealSamples call did.
 type SealResult struct {
+	Series  int   `json:"series"`  // series with days sealed
 	Days    int   `json:"days"`    // series-days sealed
 	Rows    int64 `json:"rows"`    // rows merged into chunks
 	Chunks  int64 `json:"chunks"`  // chunks merged (or marked sealed)
 	Samples int64 `json:"samples"` // samples in the sealed chunks
+	// Next is the cursor for the next call (the last series looked at),
+	// More whether there may be series after it to seal.
+	Next int64 `json:"next"`
+	More bool  `json:"more"`
 }
 
 // sealGroup is one series-day to seal.
 type sealGroup struct{ series, day int64 }
 
-// sealGroupsQueries find the series-days to seal: ones with rows, and ones
-// with unsealed chunks. Rows are scanned in key order and unsealed chunks
-// through their partial index; what is sealed is gone from both, so each
-// page finds the next days. (The division truncates toward zero, hence
-// the days before 1970 are left alone.)
-const (
-	sealRowGroups = `SELECT DISTINCT series_id, ts / 86400000000000 * 86400000000000
-		FROM samples WHERE ts >= 0 AND ts < $1 LIMIT $2`
-	sealChunkGroupsSQLite = `SELECT DISTINCT series_id, t_min / 86400000000000 * 86400000000000
-		FROM sample_chunks WHERE sealed = 0 AND t_min >= 0 AND t_min < $1 LIMIT $2`
-	sealChunkGroupsPostgres = `SELECT DISTINCT series_id, t_min / 86400000000000 * 86400000000000
-		FROM sample_chunks WHERE NOT sealed AND t_min >= 0 AND t_min < $1 LIMIT $2`
+// sealQueries find what to seal: the next series (by id, after a cursor)
+// with rows or unsealed chunks before a cutoff, each list in id order so
+// that a LIMIT stops the scan early; then, per series, the days. (The
+// division truncates toward zero, hence days before 1970 are left alone.)
+type sealQueries struct {
+	rowSeries, chunkSeries, rowDays, chunkDays string
+}
+
+var (
+	sqliteSeal = sealQueries{
+		rowSeries: `SELECT DISTINCT series_id FROM samples
+			WHERE series_id > $1 AND ts >= 0 AND ts < $2 ORDER BY series_id LIMIT $3`,
+		chunkSeries: `SELECT DISTINCT series_id FROM sample_chunks
+			WHERE sealed = 0 AND series_id > $1 AND t_min >= 0 AND t_min < $2 ORDER BY series_id LIMIT $3`,
+		rowDays: `SELECT DISTINCT ts / 86400000000000 * 86400000000000 FROM samples
+			WHERE series_id = $1 AND ts >= 0 AND ts < $2`,
+		chunkDays: `SELECT DISTINCT t_min / 86400000000000 * 86400000000000 FROM sample_chunks
+			WHERE sealed = 0 AND series_id = $1 AND t_min >= 0 AND t_min < $2`,
+	}
+	postgresSeal = sealQueries{
+		rowSeries: `SELECT DISTINCT series_id FROM samples
+			WHERE series_id > $1 AND ts >= 0 AND ts < $2 ORDER BY series_id LIMIT $3`,
+		chunkSeries: `SELECT DISTINCT series_id FROM sample_chunks
+			WHERE NOT sealed AND series_id > $1 AND t_min >= 0 AND t_min < $2 ORDER BY series_id LIMIT $3`,
+		rowDays: `SELECT DISTINCT ts / 86400000000000 * 86400000000000 FROM samples
+			WHERE series_id = $1 AND ts >= 0 AND ts < $2`,
+		chunkDays: `SELECT DISTINCT t_min / 86400000000000 * 86400000000000 FROM sample_chunks
+			WHERE NOT sealed AND series_id = $1 AND t_min >= 0 AND t_min < $2`,
+	}
 )
 
-// SealSamples seals up to limit series-days in one transaction; see Sealer.
-func (s *SQLite) SealSamples(ctx context.Context, before time.Time, limit int) (SealResult, error) {
-	var res SealResult
-	if limit < 1 {
-		return res, fmt.Errorf("seal samples: %w (got %d)", ErrBadLimit, limit)
-	}
+// sealTx is a transaction of either store, as sealPage uses it.
+type sealTx interface {
+	int64s(ctx context.Context, query string, args ...any) ([]int64, error)
+	sealDay(ctx context.Context, g sealGroup, res *SealResult) error
+}
+
+// sealPage seals the days of up to limit series after the cursor; see Sealer.
+func sealPage(ctx context.Context, tx sealTx, qs sealQueries, before time.Time, after int64, limit int) (SealResult, error) {
+	res := SealResult{Next: after}
 	cutoff := dayOf(clampNanos(before))
+	fromRows, err := tx.int64s(ctx, qs.rowSeries, after, cutoff, limit)
+	if err != nil {
+		return res, fmt.Errorf("find series: %w", err)
+	}
+	fromChunks, err := tx.int64s(ctx, qs.chunkSeries, after, cutoff, limit)
+	if err != nil {
+		return res, fmt.Errorf("find series: %w", err)
+	}
+	// A full list may have more beyond its last id: take the ids of both
+	// lists up to the lower such end, so that the cursor skips nothing.
+	end := int64(math.MaxInt64)
+	for _, l := range [][]int64{fromRows, fromChunks} {
+		if len(l) == limit {
+			end = min(end, l[len(l)-1])
+			res.More = true
+		}
+	}
+	ids := append(fromRows, fromChunks...)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	for _, id := range ids {
+		if id > end {
+			break
+		}
+		rowDays, err := tx.int64s(ctx, qs.rowDays, id, cutoff)
+		if err != nil {
+			return res, fmt.Errorf("series %d: find days: %w", id, err)
+		}
+		chunkDays, err := tx.int64s(ctx, qs.chunkDays, id, cutoff)
+		if err != nil {
+			return res, fmt.Errorf("series %d: find days: %w", id, err)
+		}
+		days := append(rowDays, chunkDays...)
+		slices.Sort(days)
+		for _, d := range slices.Compact(days) {
+			if err := tx.sealDay(ctx, sealGroup{id, d}, &res); err != nil {
+				return res, fmt.Errorf("series %d, %s: %w", id, fromNanos(d).Format(time.DateOnly), err)
+			}
+		}
+		res.Series++
+		res.Next = id
+	}
+	return res, nil
+}
+
+// SealSamples seals the days of up to limit series in one transaction; see Sealer.
+func (s *SQLite) SealSamples(ctx context.Context, before time.Time, after int64, limit int) (SealResult, error) {
+	if limit < 1 {
+		return SealResult{}, fmt.Errorf("seal samples: %w (got %d)", ErrBadLimit, limit)
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return res, fmt.Errorf("seal samples: begin: %w", err)
+		return SealResult{}, fmt.Errorf("seal samples: begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	groups, err := sqliteSealGroups(ctx, tx, cutoff, limit)
+	res, err := sealPage(ctx, sqliteSealTx{tx}, sqliteSeal, before, after, limit)
 	if err != nil {
-		return res, err
-	}
-	for _, g := range groups {
-		if err := sqliteSealDay(ctx, tx, g, &res); err != nil {
-			return SealResult{}, fmt.Errorf("seal samples of series %d, %s: %w", g.series, fromNanos(g.day).Format(time.DateOnly), err)
-		}
+		return SealResult{}, fmt.Errorf("seal samples: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return SealResult{}, fmt.Errorf("seal samples: commit: %w", err)
@@ -76,34 +149,28 @@ func (s *SQLite) SealSamples(ctx context.Context, before time.Time, limit int) (
 	return res, nil
 }
 
-// sqliteSealGroups returns up to limit series-days before cutoff to seal.
-func sqliteSealGroups(ctx context.Context, tx *sql.Tx, cutoff int64, limit int) ([]sealGroup, error) {
-	var groups []sealGroup
-	seen := map[sealGroup]bool{}
-	for _, q := range []string{sealRowGroups, sealChunkGroupsSQLite} {
-		if len(groups) >= limit {
-			break
-		}
-		rows, err := tx.QueryContext(ctx, q, cutoff, limit-len(groups))
-		if err != nil {
-			return nil, fmt.Errorf("seal samples: find days: %w", err)
-		}
-		for rows.Next() {
-			var g sealGroup
-			if err := rows.Scan(&g.series, &g.day); err != nil {
-				_ = rows.Close()
-				return nil, fmt.Errorf("seal samples: find days: %w", err)
-			}
-			if !seen[g] {
-				seen[g] = true
-				groups = append(groups, g)
-			}
-		}
-		if err := rows.Close(); err != nil {
-			return nil, fmt.Errorf("seal samples: find days: %w", err)
-		}
+// sqliteSealTx is a SQLite transaction as sealPage uses it.
+type sqliteSealTx struct{ tx *sql.Tx }
+
+func (t sqliteSealTx) int64s(ctx context.Context, query string, args ...any) ([]int64, error) {
+	rows, err := t.tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
 	}
-	return groups, nil
+	defer func() { _ = rows.Close() }()
+	var out []int64
+	for rows.Next() {
+		var v int64
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+func (t sqliteSealTx) sealDay(ctx context.Context, g sealGroup, res *SealResult) error {
+	return sqliteSealDay(ctx, t.tx, g, res)
 }
 
 // sqliteSealDay merges the chunks and rows of one series-day into one
@@ -178,49 +245,36 @@ func sqliteSealDay(ctx context.Context, tx *sql.Tx, g sealGroup, res *SealResult
 	return nil
 }
 
-// SealSamples seals up to limit series-days in one transaction; see Sealer.
-func (p *Postgres) SealSamples(ctx context.Context, before time.Time, limit int) (SealResult, error) {
-	var res SealResult
+// SealSamples seals the days of up to limit series in one transaction; see Sealer.
+func (p *Postgres) SealSamples(ctx context.Context, before time.Time, after int64, limit int) (SealResult, error) {
 	if limit < 1 {
-		return res, fmt.Errorf("seal samples: %w (got %d)", ErrBadLimit, limit)
+		return SealResult{}, fmt.Errorf("seal samples: %w (got %d)", ErrBadLimit, limit)
 	}
-	cutoff := dayOf(clampNanos(before))
+	var res SealResult
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-		var groups []sealGroup
-		seen := map[sealGroup]bool{}
-		for _, q := range []string{sealRowGroups, sealChunkGroupsPostgres} {
-			if len(groups) >= limit {
-				break
-			}
-			rows, err := tx.Query(ctx, q, cutoff, limit-len(groups))
-			if err != nil {
-				return fmt.Errorf("find days: %w", err)
-			}
-			gs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (sealGroup, error) {
-				var g sealGroup
-				return g, r.Scan(&g.series, &g.day)
-			})
-			if err != nil {
-				return fmt.Errorf("find days: %w", err)
-			}
-			for _, g := range gs {
-				if !seen[g] {
-					seen[g] = true
-					groups = append(groups, g)
-				}
-			}
-		}
-		for _, g := range groups {
-			if err := pgSealDay(ctx, tx, g, &res); err != nil {
-				return fmt.Errorf("series %d, %s: %w", g.series, fromNanos(g.day).Format(time.DateOnly), err)
-			}
-		}
-		return nil
+		var err error
+		res, err = sealPage(ctx, pgSealTx{tx}, postgresSeal, before, after, limit)
+		return err
 	})
 	if err != nil {
 		return SealResult{}, fmt.Errorf("seal samples: %w", err)
 	}
 	return res, nil
+}
+
+// pgSealTx is a PostgreSQL transaction as sealPage uses it.
+type pgSealTx struct{ tx pgx.Tx }
+
+func (t pgSealTx) int64s(ctx context.Context, query string, args ...any) ([]int64, error) {
+	rows, err := t.tx.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[int64])
+}
+
+func (t pgSealTx) sealDay(ctx context.Context, g sealGroup, res *SealResult) error {
+	return pgSealDay(ctx, t.tx, g, res)
 }
 
 // pgSealDay merges the chunks and rows of one series-day into one sealed

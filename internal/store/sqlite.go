@@ -176,7 +176,7 @@ var sqliteMigrations = []string{
 	);
 	CREATE UNIQUE INDEX sample_chunks_key ON sample_chunks (series_id, t_min);
 	CREATE INDEX sample_chunks_t ON sample_chunks (t_min);
-	CREATE INDEX sample_chunks_unsealed ON sample_chunks (t_min) WHERE sealed = 0;`,
+	CREATE INDEX sample_chunks_unsealed ON sample_chunks (series_id, t_min) WHERE sealed = 0;`,
 }
 
 // SQLite is the embedded Store: one database file in WAL mode. Writes go

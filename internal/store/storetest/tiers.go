@@ -149,13 +149,7 @@ func testTiersModel(t *testing.T, s store.Store, x samplesCase) {
 			check(step, fmt.Sprintf("append %d", len(batch)))
 		case op < 19: // seal
 			before := start.Add(time.Duration(r.Int64N(int64(span + 24*time.Hour))))
-			for {
-				res, err := sealer.SealSamples(ctx, before, 5)
-				require.NoError(t, err, "step %d", step)
-				if res.Days < 5 {
-					break
-				}
-			}
+			sealAll(t, sealer, before, 1+r.IntN(3))
 			check(step, "seal before "+before.Format(time.RFC3339))
 		default: // retention at a midnight: no chunk holds both sides
 			if x.OwnRetention {
@@ -184,13 +178,7 @@ func testTiersModel(t *testing.T, s store.Store, x samplesCase) {
 	if seals {
 		// A sample written over a chunk counts twice until its day is
 		// sealed: seal everything, then the count is exact.
-		for {
-			res, err := sealer.SealSamples(ctx, start.Add(100*span), 50)
-			require.NoError(t, err)
-			if res.Days < 50 {
-				break
-			}
-		}
+		sealAll(t, sealer, start.Add(100*span), 50)
 		check(-1, "sealed all")
 		st, err := s.Stats(ctx)
 		require.NoError(t, err)
@@ -225,39 +213,23 @@ func testSealSamples(t *testing.T, s store.Store, x samplesCase) {
 	require.NoError(t, err)
 	require.Len(t, before, 3*(288+1440))
 
-	var pages []store.SealResult
-	for {
-		res, err := sealer.SealSamples(ctx, end, 2)
-		require.NoError(t, err)
-		pages = append(pages, res)
-		if res.Days < 2 {
-			break
-		}
-	}
-	var total store.SealResult
-	for _, p := range pages {
-		total.Days += p.Days
-		total.Rows += p.Rows
-		total.Chunks += p.Chunks
-		total.Samples += p.Samples
-	}
-	require.Equal(t, store.SealResult{Days: 6, Rows: 3 * 288, Chunks: 3, Samples: 3 * (288 + 1440)}, total, "pages %+v", pages)
+	total, pages := sealAll(t, sealer, end, 2)
+	require.Equal(t, 2, pages, "3 series, 2 a page")
+	require.Equal(t, store.SealResult{Series: 3, Days: 6, Rows: 3 * 288, Chunks: 3, Samples: 3 * (288 + 1440)}, total)
 	after, err := s.Window(ctx, "b1", day0, end)
 	require.NoError(t, err)
 	require.Equal(t, before, after)
-	res, err := sealer.SealSamples(ctx, end, 2)
-	require.NoError(t, err)
-	require.Zero(t, res.Days, "nothing left to seal")
-	res, err = sealer.SealSamples(ctx, end, 0)
+	total, _ = sealAll(t, sealer, end, 2)
+	require.Zero(t, total, "nothing left to seal")
+	res, err := sealer.SealSamples(ctx, end, 0, 0)
 	require.ErrorIs(t, err, store.ErrBadLimit)
 	require.Zero(t, res)
 
 	late := sample("b1", "volume/db01", telemetry.VolumeIOPS, day0.Add(time.Hour+time.Second), 99)
 	_, err = s.AppendSamples(ctx, []telemetry.Sample{late})
 	require.NoError(t, err)
-	res, err = sealer.SealSamples(ctx, end, 10)
-	require.NoError(t, err)
-	require.Equal(t, store.SealResult{Days: 1, Rows: 1, Chunks: 1, Samples: 289}, res)
+	total, _ = sealAll(t, sealer, end, 10)
+	require.Equal(t, store.SealResult{Series: 1, Days: 1, Rows: 1, Chunks: 1, Samples: 289}, total)
 	w, err := s.WindowKind(ctx, "b1", "volume", late.Time, late.Time.Add(time.Nanosecond))
 	require.NoError(t, err)
 	require.Equal(t, []telemetry.Sample{late}, w)
@@ -271,4 +243,28 @@ func testSealSamples(t *testing.T, s store.Store, x samplesCase) {
 	w, err = s.Window(ctx, "b1", time.Time{}, end)
 	require.NoError(t, err)
 	require.Len(t, w, 3*1440)
+}
+
+// sealAll seals everything before before, limit series a call, and returns
+// the sums of the calls' results (Next and More left zero) and the calls.
+func sealAll(t *testing.T, sealer store.Sealer, before time.Time, limit int) (store.SealResult, int) {
+	t.Helper()
+	var total store.SealResult
+	var after int64
+	for calls := 1; ; calls++ {
+		res, err := sealer.SealSamples(t.Context(), before, after, limit)
+		require.NoError(t, err)
+		require.LessOrEqual(t, res.Series, limit)
+		total.Series += res.Series
+		total.Days += res.Days
+		total.Rows += res.Rows
+		total.Chunks += res.Chunks
+		total.Samples += res.Samples
+		if !res.More {
+			return total, calls
+		}
+		require.Greater(t, res.Next, after, "the cursor moves on")
+		after = res.Next
+		require.Less(t, calls, 10000)
+	}
 }
