@@ -28,6 +28,11 @@ const (
 	ErrTypeUnknownFinding   = "UnknownFinding"
 	ErrTypeUndeliverable    = "Undeliverable"
 	ErrTypeInvalidInput     = "InvalidInput"
+	// ErrTypeTooManyPoints: a window holds more samples than one read of
+	// the samples engine may return (samples.max_points); a retry reads
+	// the same window, a shorter analysis.window or a higher
+	// samples.max_points does not.
+	ErrTypeTooManyPoints = "TooManyPoints"
 	// ErrTypeAnalyzerFailed is retryable: an external analyzer failed, so
 	// whether a finding of its rules is still there is unknown.
 	ErrTypeAnalyzerFailed = "AnalyzerFailed"

@@ -219,3 +219,57 @@ func TestEngineUnreachable(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, finding.StatusOpen, got.Status)
 }
+
+// TestTooManyPointsIsNotRetryable: a box whose window holds more samples
+// than samples.max_points fails AnalyzeShard and VerifyFinding with a
+// non-retryable error (retrying reads the same window) whose message names
+// the key, and the open finding stays as it was.
+func TestTooManyPointsIsNotRetryable(t *testing.T) {
+	vm := tsdbtest.Start(t)
+	b, err := tsdb.Open(tsdb.Options{URL: vm.URL, MaxPoints: 100, FlushAfterWrite: true})
+	require.NoError(t, err)
+	f := newFixture(t)
+	withEngine(t, f, b)
+	ctx := t.Context()
+	end := time.Date(2026, 11, 1, 23, 55, 0, 0, time.UTC)
+	var samples []telemetry.Sample
+	vs, ts := every5m(end, func(int, int) float64 { return 40 })
+	for i, v := range vs {
+		samples = append(samples, telemetry.Sample{Time: time.UnixMilli(ts[i]).UTC(), Box: "box-0001", Component: "disk/1", Metric: "disk.temperature_c", Value: v})
+	}
+	_, err = f.acts.Store.AppendSamples(ctx, samples)
+	require.NoError(t, err)
+	open := finding.Finding{Box: "box-0001", Rule: finding.RuleDiskFailure, Component: "disk/1", Severity: finding.Critical,
+		Title: "disk 1", DetectedAt: end}
+	_, err = f.acts.Store.UpsertFinding(ctx, open)
+	require.NoError(t, err)
+
+	tests := []struct {
+		name string
+		run  func() error
+		want string
+	}{
+		{"AnalyzeShard", func() error {
+			_, err := f.env.ExecuteActivity(f.acts.AnalyzeShard, AnalyzeShardInput{Boxes: []string{"box-0002", "box-0001"}})
+			return err
+		}, "analyze box box-0001: read window: window of box-0001: "},
+		{"VerifyFinding", func() error {
+			_, err := f.env.ExecuteActivity(f.acts.VerifyFinding, VerifyInput{Fingerprint: open.Fingerprint()})
+			return err
+		}, "verify " + open.Fingerprint() + ": read window: window of box-0001: "},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.run()
+			var appErr *temporal.ApplicationError
+			require.ErrorAs(t, err, &appErr)
+			require.True(t, appErr.NonRetryable(), "%v", err)
+			require.Equal(t, ErrTypeTooManyPoints, appErr.Type())
+			require.ErrorContains(t, err, tc.want)
+			require.ErrorContains(t, err, "holds more than samples.max_points = 100 points: shorten analysis.window or raise samples.max_points")
+		})
+	}
+	got, err := f.acts.Store.Finding(ctx, open.Fingerprint())
+	require.NoError(t, err)
+	require.Equal(t, finding.StatusOpen, got.Status)
+}
