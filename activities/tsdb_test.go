@@ -2,7 +2,11 @@ package activities
 
 import (
 	"errors"
+	"fmt"
+	"net/http"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -272,4 +276,89 @@ func TestTooManyPointsIsNotRetryable(t *testing.T) {
 	got, err := f.acts.Store.Finding(ctx, open.Fingerprint())
 	require.NoError(t, err)
 	require.Equal(t, finding.StatusOpen, got.Status)
+}
+
+// requestCounter counts requests by path, as a tsdbtest.Proxy's allow.
+type requestCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *requestCounter) allow(r *http.Request) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[string]int{}
+	}
+	c.n[r.URL.Path]++
+	return true
+}
+
+// take returns the counts of imports and flushes since the last take.
+func (c *requestCounter) take() (imports, flushes int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	imports, flushes = c.n["/api/v1/import"], c.n["/internal/force_flush"]
+	clear(c.n)
+	return imports, flushes
+}
+
+// TestStoreBatchFlushesOnce: with a SampleFlusher (the worker's wiring for
+// samples.flush_writes), a batch stored in ten writes flushes the engine
+// once, at the end, instead of after each write; either way a read right
+// after StoreBatch sees every sample. A batch stored before writes and
+// flushes nothing.
+func TestStoreBatchFlushesOnce(t *testing.T) {
+	vm := tsdbtest.Start(t)
+	var eng requestCounter
+	proxy := tsdbtest.StartProxy(t, vm.URL, eng.allow)
+	tests := []struct {
+		name           string
+		box            string
+		flushEachWrite bool
+		flusher        bool
+		wantImports    int
+		wantFlushes    int
+	}{
+		{"flush after each write", "box-0001", true, false, 10, 10},
+		{"flush once a batch", "box-0002", false, true, 10, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := tsdb.Open(tsdb.Options{URL: proxy.URL, CAFile: proxy.CAFile, CertFile: proxy.CertFile, KeyFile: proxy.KeyFile,
+				FlushAfterWrite: tc.flushEachWrite})
+			require.NoError(t, err)
+			f := newFixture(t) // 100 samples a chunk
+			withEngine(t, f, b)
+			if tc.flusher {
+				f.acts.SampleFlusher = b
+			}
+			at := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+			var csv strings.Builder
+			csv.WriteString("time,box,component,metric,value\n")
+			for i := range 1000 {
+				fmt.Fprintf(&csv, "%s,%s,disk/%d,disk.temperature_c,%d\n", at.Add(time.Duration(i/10)*time.Minute).Format(time.RFC3339), tc.box, i%10, 30+i%7)
+			}
+			p := f.write(t, tc.box+".csv", csv.String())
+			eng.take()
+			val, err := f.env.ExecuteActivity(f.acts.StoreBatch, StoreBatchInput{Path: p})
+			require.NoError(t, err)
+			var sum BatchSummary
+			require.NoError(t, val.Get(&sum))
+			require.Equal(t, int64(1000), sum.Accepted)
+			imports, flushes := eng.take()
+			require.Equal(t, tc.wantImports, imports)
+			require.Equal(t, tc.wantFlushes, flushes)
+			w, err := f.acts.Store.Window(t.Context(), tc.box, at, at.Add(2*time.Hour))
+			require.NoError(t, err)
+			require.Len(t, w, 1000, "searchable when StoreBatch returns")
+
+			val, err = f.env.ExecuteActivity(f.acts.StoreBatch, StoreBatchInput{Path: p})
+			require.NoError(t, err)
+			require.NoError(t, val.Get(&sum))
+			require.True(t, sum.AlreadyStored)
+			imports, flushes = eng.take()
+			require.Zero(t, imports+flushes, "a batch stored before")
+		})
+	}
 }
