@@ -8,7 +8,7 @@ MAILPIT_VERSION      := v1.27.11
 SEAWEEDFS_VERSION    := v0.0.0-20261109003541-7506e5f91cd6
 TEST_TIMEOUT ?= 60m
 
-.PHONY: all build tools s3-server test vet demo bench clean record-histories victoria-metrics
+.PHONY: all build tools s3-server test vet demo bench clean record-histories victoria-metrics prometheus
 
 all: build
 
@@ -44,10 +44,18 @@ vet:
 victoria-metrics:
 	@command -v victoria-metrics >/dev/null || (apt-get update && apt-get install -y victoria-metrics)
 
+# The samples-backend tests also read from a real Prometheus (samples.api:
+# prometheus): Debian's package (prometheus and promtool), installed when
+# missing (about 5 s with apt-get update). On a host with systemd the package
+# also starts its own server on :9090; the tests do not use it, they start
+# theirs on loopback.
+prometheus:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || (apt-get update && apt-get install -y --no-install-recommends prometheus)
+
 # The CLI-compatibility tests drive the real `temporal` CLI, the batch store
 # tests a real S3 server (SeaweedFS) and the samples-backend tests a real
-# VictoriaMetrics, so all three come first.
-test: $(BIN)/temporal $(BIN)/weed victoria-metrics vet
+# VictoriaMetrics and a real Prometheus, so all four come first.
+test: $(BIN)/temporal $(BIN)/weed victoria-metrics prometheus vet
 	SANWATCH_TEMPORAL_CLI=$(BIN)/temporal SANWATCH_S3_SERVER=$(BIN)/weed $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 demo: build tools

@@ -28,6 +28,11 @@ const (
 	ErrTypeUnknownFinding   = "UnknownFinding"
 	ErrTypeUndeliverable    = "Undeliverable"
 	ErrTypeInvalidInput     = "InvalidInput"
+	// ErrTypeTooManyPoints: a window holds more samples than one read of
+	// the samples engine may return (samples.max_points); a retry reads
+	// the same window, a shorter analysis.window or a higher
+	// samples.max_points does not.
+	ErrTypeTooManyPoints = "TooManyPoints"
 	// ErrTypeAnalyzerFailed is retryable: an external analyzer failed, so
 	// whether a finding of its rules is still there is unknown.
 	ErrTypeAnalyzerFailed = "AnalyzerFailed"
@@ -70,15 +75,29 @@ type IngestOptions struct {
 	HeartbeatEvery time.Duration // least time between two heartbeats of StoreBatch (0: 2s)
 }
 
+// SampleFlusher makes the samples written so far searchable: a samples
+// backend on a time-series engine (tsdb.Backend), whose writes become
+// searchable only a few seconds later unless flushed.
+type SampleFlusher interface {
+	// Flush returns once every sample written before it is searchable.
+	Flush(ctx context.Context) error
+}
+
 // Activities holds the dependencies of every activity. The worker registers one
 // instance; workflows call its methods through a typed nil pointer.
 type Activities struct {
-	Store     store.Store
-	Engine    *analysis.Engine
-	Inventory *fleet.Inventory
-	Ingest    IngestOptions
-	Settings  Settings
-	Metrics   *metrics.Metrics
+	Store store.Store
+	// SampleFlusher, when set, is flushed once at the end of each
+	// StoreBatch, after its last write and before the batch is recorded as
+	// stored: the store's samples are in a time-series engine that does not
+	// flush after each write, and the analysis right after a batch must see
+	// all of it (samples.flush_writes).
+	SampleFlusher SampleFlusher
+	Engine        *analysis.Engine
+	Inventory     *fleet.Inventory
+	Ingest        IngestOptions
+	Settings      Settings
+	Metrics       *metrics.Metrics
 	// Client starts and signals remediation workflows.
 	Client client.Client
 	// Mailer sends remediation emails; Mail says from whom.

@@ -16,6 +16,7 @@ import (
 	"github.com/sanwatch/sanwatch/internal/finding"
 	"github.com/sanwatch/sanwatch/internal/fleet"
 	"github.com/sanwatch/sanwatch/internal/store"
+	"github.com/sanwatch/sanwatch/internal/tsdb"
 )
 
 // AnalyzeShardInput names a shard of boxes to analyse: ids, never data.
@@ -93,7 +94,9 @@ func (r *ShardResult) count(refs []FindingRef, d DispatchResult, derr error) {
 // AnalyzeShard runs every analyzer over each box of the shard and stores the
 // findings by fingerprint (a repeat detection updates, never duplicates). It
 // heartbeats after each box and resumes after the last box a previous attempt
-// finished.
+// finished. A box whose window holds more samples than samples.max_points
+// lets a read return fails the shard with a non-retryable error of type
+// ErrTypeTooManyPoints: retrying reads the same window.
 func (a *Activities) AnalyzeShard(ctx context.Context, in AnalyzeShardInput) (ShardResult, error) {
 	if len(in.Boxes) == 0 {
 		return ShardResult{}, nil
@@ -123,7 +126,7 @@ func (a *Activities) AnalyzeShard(ctx context.Context, in AnalyzeShardInput) (Sh
 		}
 		refs, hadData, _, err := a.analyzeBox(ctx, in.Boxes[i], window, in.JudgeSilence)
 		if err != nil {
-			return res, fmt.Errorf("analyze box %s: %w", in.Boxes[i], err)
+			return res, permanentRead(fmt.Errorf("analyze box %s: %w", in.Boxes[i], err))
 		}
 		res.Analysed++
 		if !hadData {
@@ -148,6 +151,17 @@ func (a *Activities) AnalyzeShard(ctx context.Context, in AnalyzeShardInput) (Sh
 	activity.GetLogger(ctx).Info("shard analysed", "first", in.Boxes[0], "boxes", len(in.Boxes),
 		"resumed_at", start, "findings", max(len(res.Findings), res.FindingCount), "remediations", res.Remediations)
 	return res, nil
+}
+
+// permanentRead returns err as a non-retryable error when no retry can fix
+// it: a window of more samples than samples.max_points lets a read return
+// (tsdb.ErrTooManyPoints; its message names the key). Other errors are
+// returned as they are.
+func permanentRead(err error) error {
+	if errors.Is(err, tsdb.ErrTooManyPoints) {
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeTooManyPoints, nil)
+	}
+	return err
 }
 
 // liveness heartbeats the latest progress of an activity on a ticker.

@@ -228,6 +228,13 @@ func (a *Activities) StoreBatch(ctx context.Context, in StoreBatchInput) (BatchS
 		msg := fmt.Sprintf("store batch %s: file changed while it was being stored", src.where)
 		return BatchSummary{}, temporal.NewNonRetryableApplicationError(msg, ErrTypeBatchChanged, nil)
 	}
+	// One flush for the whole batch, before it is recorded as stored: a
+	// batch on record is searchable, whichever attempt stored it.
+	if a.SampleFlusher != nil && stored > 0 {
+		if err := a.SampleFlusher.Flush(ctx); err != nil {
+			return BatchSummary{}, fmt.Errorf("store batch %s: %w", src.where, err)
+		}
+	}
 	b := store.Batch{
 		ID: id, Path: src.where, Format: res2.Format.String(), Status: store.BatchStored,
 		Accepted: res2.Accepted, Rejected: res2.Rejected,

@@ -252,7 +252,9 @@ type VerifyResult struct {
 }
 
 // VerifyFinding re-analyses the finding's box on its newest data and reports
-// whether the finding is still there (its stored evidence is refreshed).
+// whether the finding is still there (its stored evidence is refreshed). A
+// window over samples.max_points is a non-retryable error, as in
+// AnalyzeShard.
 func (a *Activities) VerifyFinding(ctx context.Context, in VerifyInput) (VerifyResult, error) {
 	box, _, _, err := finding.ParseFingerprint(in.Fingerprint)
 	if err != nil {
@@ -260,7 +262,7 @@ func (a *Activities) VerifyFinding(ctx context.Context, in VerifyInput) (VerifyR
 	}
 	refs, _, failed, err := a.analyzeBox(ctx, box, a.Settings.Window, true)
 	if err != nil {
-		return VerifyResult{}, fmt.Errorf("verify %s: %w", in.Fingerprint, err)
+		return VerifyResult{}, permanentRead(fmt.Errorf("verify %s: %w", in.Fingerprint, err))
 	}
 	for _, r := range refs {
 		if r.Fingerprint == in.Fingerprint {

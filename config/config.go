@@ -340,8 +340,9 @@ type Samples struct {
 	TLS             SamplesTLS    `yaml:"tls"`
 	MaxPoints       int           `yaml:"max_points"` // bound on the samples one read returns
 	Timeout         time.Duration `yaml:"timeout"`    // of one request to the engine
-	// FlushWrites makes each write searchable at once (VictoriaMetrics
-	// /internal/force_flush), so analysis right after ingest sees it.
+	// FlushWrites makes each batch searchable once it is stored (the
+	// worker's StoreBatch calls VictoriaMetrics /internal/force_flush once,
+	// at the end), so analysis right after ingest sees all of it.
 	FlushWrites bool `yaml:"flush_writes"`
 	// MappingFiles read existing exporter metrics as the catalogue
 	// (config/mappings/*.yaml); empty: sanwatch's own series.

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
@@ -25,6 +26,10 @@ type fakeFleet struct {
 	ids      []string
 	analysed map[string]int
 	reports  []store.ScanReport
+	// failErr is the error of the failing shard (nil: "store
+	// unreachable"); failAttempts counts its attempts.
+	failErr      error
+	failAttempts int
 }
 
 func newFakeFleet(n int) *fakeFleet {
@@ -51,6 +56,12 @@ func (f *fakeFleet) register(env *testsuite.TestWorkflowEnvironment, fail string
 				return activities.ShardResult{}, errors.New("a scan must judge silent boxes")
 			}
 			if in.Boxes[0] == fail {
+				f.mu.Lock()
+				defer f.mu.Unlock()
+				f.failAttempts++
+				if f.failErr != nil {
+					return activities.ShardResult{}, f.failErr
+				}
 				return activities.ShardResult{}, errors.New("store unreachable")
 			}
 			f.mu.Lock()
@@ -127,6 +138,33 @@ func testFleetScanAnalysesEveryBoxOnce(t *testing.T, v workflow.Version) {
 	var p ScanProgress
 	require.NoError(t, q.Get(&p))
 	require.Equal(t, ScanProgress{ScanID: rep.ID, Selector: "site=par1", Total: 23, Done: 23, Findings: 1, FailedShards: 1, Runs: 1}, p)
+}
+
+// TestFleetScanTooManyPoints: a shard whose window is over
+// samples.max_points (a non-retryable TooManyPoints error) fails on its first
+// attempt and is reported failed with the message that names the key; the
+// other shards are analysed.
+func TestFleetScanTooManyPoints(t *testing.T) {
+	const msg = "analyze box box-0004: read window: window of box-0004: 2026-10-30T00:00:00Z to 2026-11-01T00:00:00Z " +
+		"holds more than samples.max_points = 100 points: shorten analysis.window or raise samples.max_points: too many points"
+	for _, v := range versions {
+		t.Run(v.name, func(t *testing.T) {
+			env := scanEnv(t)
+			pinVersion(env, v.v)
+			fleet := newFakeFleet(9)
+			fleet.failErr = temporal.NewNonRetryableApplicationError(msg, activities.ErrTypeTooManyPoints, nil)
+			fleet.register(env, "box-0004")
+			env.ExecuteWorkflow(FleetScan, FleetScanInput{PageSize: 10, ShardSize: 3, MaxInFlight: 2})
+			require.NoError(t, env.GetWorkflowError())
+			var rep store.ScanReport
+			require.NoError(t, env.GetWorkflowResult(&rep))
+			require.Equal(t, 1, fleet.failAttempts, "not retried")
+			require.Equal(t, 6, rep.Analysed)
+			require.Len(t, rep.FailedShards, 1)
+			require.Contains(t, rep.FailedShards[0], "box-0004..box-0006 (3 boxes): ")
+			require.Contains(t, rep.FailedShards[0], msg)
+		})
+	}
 }
 
 func TestFleetScanContinuesAsNewWithItsCursor(t *testing.T) {

@@ -109,27 +109,43 @@ func tlsConfig(cfg *config.Config) (*tls.Config, error) {
 
 // OpenStore opens the configured store: with samples.backend prometheus,
 // the samples are in the time-series engine and the rest in the SQL store.
+// With samples.flush_writes the engine flushes after each write.
 func OpenStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
+	st, _, err := openStore(ctx, cfg, cfg.Samples.FlushWrites)
+	return st, err
+}
+
+// openStore is OpenStore that also returns the time-series engine (nil
+// with samples.backend sql); flushEachWrite says whether the engine
+// flushes after each write.
+func openStore(ctx context.Context, cfg *config.Config, flushEachWrite bool) (store.Store, *tsdb.Backend, error) {
 	st, err := store.Open(ctx, store.Options{Driver: cfg.Store.Driver, Path: cfg.Store.Path, DSN: cfg.Store.DSN})
 	if err != nil || cfg.Samples.Backend != config.SamplesPrometheus {
-		return st, err
+		return st, nil, err
 	}
-	b, err := SamplesBackend(cfg)
+	b, err := samplesBackend(cfg, flushEachWrite)
 	if err != nil {
 		st.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	return store.WithSamples(st, b), nil
+	return store.WithSamples(st, b), b, nil
 }
 
 // SamplesBackend opens the time-series engine samples.* configures, with
 // its mapping when samples.mapping_files is set.
 func SamplesBackend(cfg *config.Config) (*tsdb.Backend, error) {
+	return samplesBackend(cfg, cfg.Samples.FlushWrites)
+}
+
+// The engine is what StoreBatch flushes once a batch.
+var _ activities.SampleFlusher = (*tsdb.Backend)(nil)
+
+func samplesBackend(cfg *config.Config, flushEachWrite bool) (*tsdb.Backend, error) {
 	s := cfg.Samples
 	o := tsdb.Options{
 		URL: s.URL, API: s.API, Username: s.Username, Password: s.Password, BearerToken: s.BearerToken,
 		CAFile: s.TLS.CAFile, CertFile: s.TLS.CertFile, KeyFile: s.TLS.KeyFile, MaxPoints: s.MaxPoints, Timeout: s.Timeout,
-		FlushAfterWrite: s.FlushWrites,
+		FlushAfterWrite: flushEachWrite,
 	}
 	if len(s.MappingFiles) > 0 {
 		m, err := tsdb.LoadMapping(s.MappingFiles...)
@@ -200,10 +216,19 @@ func IngestOptions(cfg *config.Config) activities.IngestOptions {
 
 // NewActivities assembles the activities: store, engine, inventory (synced into
 // the store), client and metrics. The caller closes the returned store.
+//
+// With the samples in a time-series engine and samples.flush_writes,
+// StoreBatch flushes the engine once at the end of each batch (the
+// activities' SampleFlusher) instead of the engine flushing after each of
+// the batch's writes: the analysis right after a batch still sees all of it.
 func NewActivities(ctx context.Context, cfg *config.Config, c client.Client, m *metrics.Metrics, logger *slog.Logger) (*activities.Activities, error) {
-	st, err := OpenStore(ctx, cfg)
+	st, samples, err := openStore(ctx, cfg, false)
 	if err != nil {
 		return nil, err
+	}
+	var flusher activities.SampleFlusher
+	if samples != nil && cfg.Samples.FlushWrites {
+		flusher = samples
 	}
 	inv, err := LoadInventory(cfg, logger)
 	if err != nil {
@@ -231,7 +256,7 @@ func NewActivities(ctx context.Context, cfg *config.Config, c client.Client, m *
 	}
 	return &activities.Activities{
 		Batches: batches, Outbox: newOutbox(cfg, c, st, batches, logger),
-		Store: st, Engine: eng, Inventory: inv, Ingest: IngestOptions(cfg),
+		Store: st, SampleFlusher: flusher, Engine: eng, Inventory: inv, Ingest: IngestOptions(cfg),
 		Settings: Settings(cfg), Metrics: m, Client: c, Mailer: mailer,
 		Mail: activities.MailOptions{From: cfg.SMTP.From, DefaultOwner: cfg.SMTP.DefaultOwner, Domain: mailDomain(cfg.SMTP.From)},
 		Remediation: activities.RemediationOptions{

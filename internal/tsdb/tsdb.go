@@ -59,9 +59,11 @@ type Options struct {
 	// sanwatch's own series; writes are then refused.
 	Mapping *Mapping
 	// FlushAfterWrite asks the engine to make written samples searchable at
-	// once (VictoriaMetrics /internal/force_flush), as the SQL stores are:
-	// the analysis right after a batch then sees all of it. Under a high
-	// write rate it makes many small parts for the engine to merge.
+	// once (VictoriaMetrics /internal/force_flush) after every write, as
+	// the SQL stores are. Under a high write rate it makes many small parts
+	// for the engine to merge. A writer that knows where its batch ends
+	// leaves it off and calls Flush once at the end instead (the worker's
+	// StoreBatch does, for samples.flush_writes).
 	FlushAfterWrite bool
 }
 

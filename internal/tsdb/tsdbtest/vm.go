@@ -1,9 +1,12 @@
-// Package tsdbtest starts a real VictoriaMetrics for tests.
+// Package tsdbtest starts a real VictoriaMetrics or a real Prometheus for
+// tests, holding the series a test gives, and an authenticating gateway in
+// front of either.
 package tsdbtest
 
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -121,4 +124,29 @@ func (vm *VM) Flush(ctx context.Context) error {
 		return fmt.Errorf("flush: %w", err)
 	}
 	return resp.Body.Close()
+}
+
+// Import writes series with /api/v1/import, as a scrape would have, and
+// flushes them: they are searchable when it returns.
+func (vm *VM) Import(ctx context.Context, series ...Series) error {
+	var body bytes.Buffer
+	enc := json.NewEncoder(&body)
+	for _, s := range series {
+		if err := enc.Encode(s); err != nil {
+			return fmt.Errorf("import: encode: %w", err)
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, vm.URL+"/api/v1/import", &body)
+	if err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return fmt.Errorf("import: %s", resp.Status)
+	}
+	return vm.Flush(ctx)
 }
