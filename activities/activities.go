@@ -141,6 +141,31 @@ func (h *heartbeater) beat(what string, n int) {
 	}
 }
 
+// during runs f, one long step (a vacuum, a seal page), heartbeating with
+// what every interval until it returns, so that the step's length is not
+// taken for a dead worker.
+func (h *heartbeater) during(what string, f func() error) error {
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(h.every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				activity.RecordHeartbeat(h.ctx, what)
+			}
+		}
+	}()
+	err := f()
+	close(done)
+	<-stopped
+	return err
+}
+
 func (a *Activities) now() time.Time {
 	if a.Now != nil {
 		return a.Now()

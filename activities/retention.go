@@ -139,7 +139,12 @@ func (a *Activities) ApplyRetention(ctx context.Context, in ApplyRetentionInput)
 		// sealed into one chunk each (a page is sealSeriesPerPage series;
 		// the first may follow the last delete page in one turn).
 		if seals {
-			r, err := sealer.SealSamples(ctx, a.now().Add(-SealGrace), sealAfter, sealSeriesPerPage)
+			var r store.SealResult
+			err := hb.during("sealing", func() error {
+				var err error
+				r, err = sealer.SealSamples(ctx, a.now().Add(-SealGrace), sealAfter, sealSeriesPerPage)
+				return err
+			})
 			if err != nil {
 				return res, fmt.Errorf("apply retention: page %d: %w", res.Pages+1, err)
 			}
@@ -150,7 +155,7 @@ func (a *Activities) ApplyRetention(ctx context.Context, in ApplyRetentionInput)
 				continue
 			}
 		}
-		if err := a.Store.Compact(ctx); err != nil {
+		if err := hb.during("compacting", func() error { return a.Store.Compact(ctx) }); err != nil {
 			return res, fmt.Errorf("apply retention: %w", err)
 		}
 		res.SamplesDone = true

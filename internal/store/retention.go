@@ -14,7 +14,8 @@ var ErrBadLimit = errors.New("limit must be at least 1")
 // (any box), then, if fewer, up to the rest of limit chunks whose samples
 // are all older, and returns how many samples it deleted; call it until it
 // returns fewer than limit. A chunk holding samples on both sides of before
-// stays until a later run (at most a day of them). Once the page is committed it runs
+// stays until a later run (at most a day of them), and so do the rows
+// under it, which override its samples. Once the page is committed it runs
 // incremental_vacuum when the file has auto_vacuum=INCREMENTAL, so freed
 // pages go back to the file system page by page; see Compact for files
 // created before that. Deleting again is harmless.
@@ -24,9 +25,15 @@ func (s *SQLite) DeleteSamplesBefore(ctx context.Context, before time.Time, limi
 	}
 	// samples is WITHOUT ROWID: the page is chosen by its primary key,
 	// seeking the old end of each series in turn.
+	// A row of the cutoff's day under a chunk that stays (it ends after
+	// the cutoff) stays too: it overrides that chunk's sample at its time,
+	// which would otherwise be read again. It goes with the chunk.
 	res, err := s.w.ExecContext(ctx, `DELETE FROM samples WHERE (series_id, ts) IN (
-		SELECT x.series_id, x.ts FROM series s CROSS JOIN samples x ON x.series_id = s.id AND x.ts < ? LIMIT ?)`,
-		before.UnixNano(), limit)
+		SELECT x.series_id, x.ts FROM series s CROSS JOIN samples x ON x.series_id = s.id AND x.ts < ?1
+		WHERE x.ts < ?2 OR NOT EXISTS (SELECT 1 FROM sample_chunks c
+			WHERE c.series_id = x.series_id AND c.t_min >= ?2 AND c.t_min <= x.ts AND c.t_max >= ?1)
+		LIMIT ?3)`,
+		before.UnixNano(), chunkFloor(before.UnixNano()), limit)
 	if err != nil {
 		return 0, fmt.Errorf("delete samples before %s: %w", before.Format(time.RFC3339), err)
 	}
@@ -142,8 +149,12 @@ func (p *Postgres) DeleteSamplesBefore(ctx context.Context, before time.Time, li
 	if limit < 1 {
 		return 0, fmt.Errorf("delete samples before %s: %w (got %d)", before.Format(time.RFC3339), ErrBadLimit, limit)
 	}
+	// Rows under a chunk that stays stay too; see SQLite's.
 	tag, err := p.pool.Exec(ctx, `DELETE FROM samples WHERE ctid = ANY (ARRAY(
-		SELECT ctid FROM samples WHERE ts < $1 LIMIT $2))`, before.UnixNano(), limit)
+		SELECT x.ctid FROM samples x WHERE x.ts < $1
+			AND (x.ts < $2 OR NOT EXISTS (SELECT 1 FROM sample_chunks c
+				WHERE c.series_id = x.series_id AND c.t_min >= $2 AND c.t_min <= x.ts AND c.t_max >= $1))
+		LIMIT $3))`, before.UnixNano(), chunkFloor(before.UnixNano()), limit)
 	if err != nil {
 		return 0, fmt.Errorf("delete samples before %s: %w", before.Format(time.RFC3339), err)
 	}

@@ -3,12 +3,14 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/sanwatch/sanwatch/internal/telemetry"
 )
@@ -104,6 +106,10 @@ func sealPage(ctx context.Context, tx sealTx, qs sealQueries, before time.Time, 
 	ids := append(fromRows, fromChunks...)
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
+	if len(ids) > limit { // the two lists together: still limit a page
+		end = min(end, ids[limit-1])
+		res.More = true
+	}
 	for _, id := range ids {
 		if id > end {
 			break
@@ -250,17 +256,39 @@ func (p *Postgres) SealSamples(ctx context.Context, before time.Time, after int6
 	if limit < 1 {
 		return SealResult{}, fmt.Errorf("seal samples: %w (got %d)", ErrBadLimit, limit)
 	}
+	// REPEATABLE READ: the page reads a day, then deletes it by time
+	// range and writes the merged chunk. At READ COMMITTED the deletes
+	// would also take a row or chunk an append committed in between,
+	// never merged. With one snapshot they delete only what was read; a
+	// sample appended meanwhile stays (and wins on read, as rows do), and
+	// an append that changed what was read makes the page fail with a
+	// serialization error, when it is tried again.
 	var res SealResult
-	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-		var err error
-		res, err = sealPage(ctx, pgSealTx{tx}, postgresSeal, before, after, limit)
-		return err
-	})
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = pgx.BeginTxFunc(ctx, p.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
+			var err error
+			res, err = sealPage(ctx, pgSealTx{tx}, postgresSeal, before, after, limit)
+			return err
+		})
+		var pgErr *pgconn.PgError
+		if err == nil || attempt == sealAttempts || !errors.As(err, &pgErr) || pgErr.Code != pgSerializationFailure {
+			break
+		}
+	}
 	if err != nil {
 		return SealResult{}, fmt.Errorf("seal samples: %w", err)
 	}
 	return res, nil
 }
+
+// pgSerializationFailure is PostgreSQL's SQLSTATE for a transaction that
+// conflicted with a concurrent one.
+const pgSerializationFailure = "40001"
+
+// sealAttempts is how many times a seal page meeting concurrent appends is
+// tried before its error is returned (the retention run tries again later).
+const sealAttempts = 5
 
 // pgSealTx is a PostgreSQL transaction as sealPage uses it.
 type pgSealTx struct{ tx pgx.Tx }

@@ -78,11 +78,20 @@ func RunSamples(t *testing.T, open func(t *testing.T) store.Store, opt SampleOpt
 			f    func(t *testing.T, s store.Store, x samplesCase)
 		}{"TiersAgreeWithModel", testTiersModel})
 	}
+	if !opt.KeepsDuplicates && !opt.OwnRetention {
+		tests = append(tests, struct {
+			name string
+			f    func(t *testing.T, s store.Store, x samplesCase)
+		}{"RetentionInsideADay", testRetentionInsideADay})
+	}
 	if !opt.NoSeal {
 		tests = append(tests, struct {
 			name string
 			f    func(t *testing.T, s store.Store, x samplesCase)
-		}{"SealSamples", testSealSamples})
+		}{"SealSamples", testSealSamples}, struct {
+			name string
+			f    func(t *testing.T, s store.Store, x samplesCase)
+		}{"SealDuringAppends", testSealDuringAppends})
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.f(t, open(t), x) })
