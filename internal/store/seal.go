@@ -51,6 +51,9 @@ type sealGroup struct{ series, day int64 }
 // division truncates toward zero, hence days before 1970 are left alone.)
 type sealQueries struct {
 	rowSeries, chunkSeries, rowDays, chunkDays string
+	// markSealed marks a series-day's one chunk sealed, returning its n;
+	// insertSealed writes a sealed chunk.
+	markSealed, insertSealed string
 }
 
 var (
@@ -63,6 +66,9 @@ var (
 			WHERE series_id = $1 AND ts >= 0 AND ts < $2`,
 		chunkDays: `SELECT DISTINCT t_min / 86400000000000 * 86400000000000 FROM sample_chunks
 			WHERE sealed = 0 AND series_id = $1 AND t_min >= 0 AND t_min < $2`,
+		markSealed: `UPDATE sample_chunks SET sealed = 1
+			WHERE series_id = $1 AND t_min >= $2 AND t_min < $3 RETURNING n`,
+		insertSealed: `INSERT INTO sample_chunks (series_id, t_min, t_max, n, sealed, data) VALUES ($1, $2, $3, $4, 1, $5)`,
 	}
 	postgresSeal = sealQueries{
 		rowSeries: `SELECT DISTINCT series_id FROM samples
@@ -73,13 +79,22 @@ var (
 			WHERE series_id = $1 AND ts >= 0 AND ts < $2`,
 		chunkDays: `SELECT DISTINCT t_min / 86400000000000 * 86400000000000 FROM sample_chunks
 			WHERE NOT sealed AND series_id = $1 AND t_min >= 0 AND t_min < $2`,
+		markSealed: `UPDATE sample_chunks SET sealed = true
+			WHERE series_id = $1 AND t_min >= $2 AND t_min < $3 RETURNING n`,
+		insertSealed: `INSERT INTO sample_chunks (series_id, t_min, t_max, n, sealed, data) VALUES ($1, $2, $3, $4, true, $5)`,
 	}
 )
 
-// sealTx is a transaction of either store, as sealPage uses it.
+// sealTx is a transaction of either store, as sealPage uses it. The
+// queries are shared: SQLite takes PostgreSQL's $n parameters.
 type sealTx interface {
+	// int64s returns the first column of a query's rows.
 	int64s(ctx context.Context, query string, args ...any) ([]int64, error)
-	sealDay(ctx context.Context, g sealGroup, res *SealResult) error
+	// blobs returns the first column of a query's rows.
+	blobs(ctx context.Context, query string, args ...any) ([][]byte, error)
+	// points returns a query's (ts, value) rows as samples.
+	points(ctx context.Context, query string, args ...any) ([]telemetry.Sample, error)
+	exec(ctx context.Context, query string, args ...any) error
 }
 
 // sealPage seals the days of up to limit series after the cursor; see Sealer.
@@ -125,7 +140,7 @@ func sealPage(ctx context.Context, tx sealTx, qs sealQueries, before time.Time, 
 		days := append(rowDays, chunkDays...)
 		slices.Sort(days)
 		for _, d := range slices.Compact(days) {
-			if err := tx.sealDay(ctx, sealGroup{id, d}, &res); err != nil {
+			if err := sealDay(ctx, tx, qs, sealGroup{id, d}, &res); err != nil {
 				return res, fmt.Errorf("series %d, %s: %w", id, fromNanos(d).Format(time.DateOnly), err)
 			}
 		}
@@ -175,76 +190,88 @@ func (t sqliteSealTx) int64s(ctx context.Context, query string, args ...any) ([]
 	return out, rows.Err()
 }
 
-func (t sqliteSealTx) sealDay(ctx context.Context, g sealGroup, res *SealResult) error {
-	return sqliteSealDay(ctx, t.tx, g, res)
+func (t sqliteSealTx) blobs(ctx context.Context, query string, args ...any) ([][]byte, error) {
+	rows, err := t.tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = rows.Close() }()
+	var out [][]byte
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, rows.Err()
 }
 
-// sqliteSealDay merges the chunks and rows of one series-day into one
-// sealed chunk.
-func sqliteSealDay(ctx context.Context, tx *sql.Tx, g sealGroup, res *SealResult) error {
-	end := g.day + dayNanos
-	var chunks [][]byte
-	crows, err := tx.QueryContext(ctx, `SELECT data FROM sample_chunks
-		WHERE series_id = ? AND t_min >= ? AND t_min < ? ORDER BY t_min`, g.series, g.day, end)
+func (t sqliteSealTx) points(ctx context.Context, query string, args ...any) ([]telemetry.Sample, error) {
+	rows, err := t.tx.QueryContext(ctx, query, args...)
 	if err != nil {
-		return fmt.Errorf("read chunks: %w", err)
+		return nil, err
 	}
-	for crows.Next() {
-		var d []byte
-		if err := crows.Scan(&d); err != nil {
-			_ = crows.Close()
-			return fmt.Errorf("read chunks: %w", err)
-		}
-		chunks = append(chunks, d)
-	}
-	if err := crows.Close(); err != nil {
-		return fmt.Errorf("read chunks: %w", err)
-	}
-	rrows, err := tx.QueryContext(ctx, `SELECT ts, value FROM samples
-		WHERE series_id = ? AND ts >= ? AND ts < ? ORDER BY ts`, g.series, g.day, end)
-	if err != nil {
-		return fmt.Errorf("read rows: %w", err)
-	}
-	var rows []telemetry.Sample
-	for rrows.Next() {
+	defer func() { _ = rows.Close() }()
+	var out []telemetry.Sample
+	for rows.Next() {
 		var ts int64
-		var v float64
-		if err := rrows.Scan(&ts, &v); err != nil {
-			_ = rrows.Close()
-			return fmt.Errorf("read rows: %w", err)
+		var s telemetry.Sample
+		if err := rows.Scan(&ts, &s.Value); err != nil {
+			return nil, err
 		}
-		rows = append(rows, telemetry.Sample{Time: fromNanos(ts), Value: v})
+		s.Time = fromNanos(ts)
+		out = append(out, s)
 	}
-	if err := rrows.Close(); err != nil {
+	return out, rows.Err()
+}
+
+func (t sqliteSealTx) exec(ctx context.Context, query string, args ...any) error {
+	_, err := t.tx.ExecContext(ctx, query, args...)
+	return err
+}
+
+// sealDay merges the chunks and rows of one series-day into one sealed
+// chunk; a day of one unsealed chunk and no rows is only marked sealed.
+func sealDay(ctx context.Context, tx sealTx, qs sealQueries, g sealGroup, res *SealResult) error {
+	end := g.day + dayNanos
+	chunks, err := tx.blobs(ctx, `SELECT data FROM sample_chunks
+		WHERE series_id = $1 AND t_min >= $2 AND t_min < $3 ORDER BY t_min`, g.series, g.day, end)
+	if err != nil {
+		return fmt.Errorf("read chunks: %w", err)
+	}
+	rows, err := tx.points(ctx, `SELECT ts, value FROM samples
+		WHERE series_id = $1 AND ts >= $2 AND ts < $3 ORDER BY ts`, g.series, g.day, end)
+	if err != nil {
 		return fmt.Errorf("read rows: %w", err)
 	}
 	res.Days++
 	res.Rows += int64(len(rows))
 	res.Chunks += int64(len(chunks))
-	if len(rows) == 0 && len(chunks) == 1 { // one chunk already: mark it
-		var n int64
-		if err := tx.QueryRowContext(ctx, `UPDATE sample_chunks SET sealed = 1
-			WHERE series_id = ? AND t_min >= ? AND t_min < ? RETURNING n`, g.series, g.day, end).Scan(&n); err != nil {
+	if len(rows) == 0 && len(chunks) == 1 {
+		ns, err := tx.int64s(ctx, qs.markSealed, g.series, g.day, end)
+		if err != nil {
 			return fmt.Errorf("mark chunk sealed: %w", err)
 		}
-		res.Samples += n
+		for _, n := range ns {
+			res.Samples += n
+		}
 		return nil
 	}
 	tMin, tMax, n, data, err := sealedDay(chunks, rows)
 	if err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM sample_chunks WHERE series_id = ? AND t_min >= ? AND t_min < ?`, g.series, g.day, end); err != nil {
+	if err := tx.exec(ctx, `DELETE FROM sample_chunks WHERE series_id = $1 AND t_min >= $2 AND t_min < $3`, g.series, g.day, end); err != nil {
 		return fmt.Errorf("delete chunks: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM samples WHERE series_id = ? AND ts >= ? AND ts < ?`, g.series, g.day, end); err != nil {
+	if err := tx.exec(ctx, `DELETE FROM samples WHERE series_id = $1 AND ts >= $2 AND ts < $3`, g.series, g.day, end); err != nil {
 		return fmt.Errorf("delete rows: %w", err)
 	}
 	if n == 0 {
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO sample_chunks (series_id, t_min, t_max, n, sealed, data) VALUES (?, ?, ?, ?, 1, ?)`,
-		g.series, tMin, tMax, n, data); err != nil {
+	if err := tx.exec(ctx, qs.insertSealed, g.series, tMin, tMax, n, data); err != nil {
 		return fmt.Errorf("insert sealed chunk: %w", err)
 	}
 	res.Samples += int64(n)
@@ -301,67 +328,29 @@ func (t pgSealTx) int64s(ctx context.Context, query string, args ...any) ([]int6
 	return pgx.CollectRows(rows, pgx.RowTo[int64])
 }
 
-func (t pgSealTx) sealDay(ctx context.Context, g sealGroup, res *SealResult) error {
-	return pgSealDay(ctx, t.tx, g, res)
+func (t pgSealTx) blobs(ctx context.Context, query string, args ...any) ([][]byte, error) {
+	rows, err := t.tx.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[[]byte])
 }
 
-// pgSealDay merges the chunks and rows of one series-day into one sealed
-// chunk.
-func pgSealDay(ctx context.Context, tx pgx.Tx, g sealGroup, res *SealResult) error {
-	end := g.day + dayNanos
-	crows, err := tx.Query(ctx, `SELECT data FROM sample_chunks
-		WHERE series_id = $1 AND t_min >= $2 AND t_min < $3 ORDER BY t_min`, g.series, g.day, end)
+func (t pgSealTx) points(ctx context.Context, query string, args ...any) ([]telemetry.Sample, error) {
+	rows, err := t.tx.Query(ctx, query, args...)
 	if err != nil {
-		return fmt.Errorf("read chunks: %w", err)
+		return nil, err
 	}
-	chunks, err := pgx.CollectRows(crows, pgx.RowTo[[]byte])
-	if err != nil {
-		return fmt.Errorf("read chunks: %w", err)
-	}
-	rrows, err := tx.Query(ctx, `SELECT ts, value FROM samples
-		WHERE series_id = $1 AND ts >= $2 AND ts < $3 ORDER BY ts`, g.series, g.day, end)
-	if err != nil {
-		return fmt.Errorf("read rows: %w", err)
-	}
-	rows, err := pgx.CollectRows(rrows, func(r pgx.CollectableRow) (telemetry.Sample, error) {
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (telemetry.Sample, error) {
 		var ts int64
 		var s telemetry.Sample
 		err := r.Scan(&ts, &s.Value)
 		s.Time = fromNanos(ts)
 		return s, err
 	})
-	if err != nil {
-		return fmt.Errorf("read rows: %w", err)
-	}
-	res.Days++
-	res.Rows += int64(len(rows))
-	res.Chunks += int64(len(chunks))
-	if len(rows) == 0 && len(chunks) == 1 { // one chunk already: mark it
-		var n int64
-		if err := tx.QueryRow(ctx, `UPDATE sample_chunks SET sealed = true
-			WHERE series_id = $1 AND t_min >= $2 AND t_min < $3 RETURNING n`, g.series, g.day, end).Scan(&n); err != nil {
-			return fmt.Errorf("mark chunk sealed: %w", err)
-		}
-		res.Samples += n
-		return nil
-	}
-	tMin, tMax, n, data, err := sealedDay(chunks, rows)
-	if err != nil {
-		return err
-	}
-	if _, err := tx.Exec(ctx, `DELETE FROM sample_chunks WHERE series_id = $1 AND t_min >= $2 AND t_min < $3`, g.series, g.day, end); err != nil {
-		return fmt.Errorf("delete chunks: %w", err)
-	}
-	if _, err := tx.Exec(ctx, `DELETE FROM samples WHERE series_id = $1 AND ts >= $2 AND ts < $3`, g.series, g.day, end); err != nil {
-		return fmt.Errorf("delete rows: %w", err)
-	}
-	if n == 0 {
-		return nil
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO sample_chunks (series_id, t_min, t_max, n, sealed, data) VALUES ($1, $2, $3, $4, true, $5)`,
-		g.series, tMin, tMax, n, data); err != nil {
-		return fmt.Errorf("insert sealed chunk: %w", err)
-	}
-	res.Samples += int64(n)
-	return nil
+}
+
+func (t pgSealTx) exec(ctx context.Context, query string, args ...any) error {
+	_, err := t.tx.Exec(ctx, query, args...)
+	return err
 }
