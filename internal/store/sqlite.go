@@ -559,17 +559,13 @@ func (s *SQLite) window(ctx context.Context, box string, from, to int64, rowQuer
 	}
 	defer func() { _ = crows.Close() }()
 	var chunked []telemetry.Sample
-	var component, metric string
-	var data []byte
 	for crows.Next() {
 		var c, m string
+		var data []byte
 		if err := crows.Scan(&c, &m, &data); err != nil {
 			return nil, fmt.Errorf("query window chunks of %s: %w", box, err)
 		}
-		if c != component || m != metric { // one string per series, not per sample
-			component, metric = c, m
-		}
-		if chunked, err = appendDecoded(chunked, data, box, component, metric, from, to); err != nil {
+		if chunked, err = appendDecoded(chunked, data, box, c, m, from, to); err != nil {
 			return nil, fmt.Errorf("query window of %s: %w", box, err)
 		}
 	}
