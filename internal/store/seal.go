@@ -36,6 +36,9 @@ type SealResult struct {
 	Rows    int64 `json:"rows"`    // rows merged into chunks
 	Chunks  int64 `json:"chunks"`  // chunks merged (or marked sealed)
 	Samples int64 `json:"samples"` // samples in the sealed chunks
+	// Corrupt lists the series-days left unsealed because a chunk of
+	// theirs could not be decoded.
+	Corrupt []string `json:"corrupt,omitempty"`
 	// Next is the cursor for the next call (the last series looked at),
 	// More whether there may be series after it to seal.
 	Next int64 `json:"next"`
@@ -245,20 +248,31 @@ func sealDay(ctx context.Context, tx sealTx, qs sealQueries, g sealGroup, res *S
 	if err != nil {
 		return fmt.Errorf("read rows: %w", err)
 	}
-	res.Days++
-	res.Rows += int64(len(rows))
-	res.Chunks += int64(len(chunks))
+	counted := func(samples int64) {
+		res.Days++
+		res.Rows += int64(len(rows))
+		res.Chunks += int64(len(chunks))
+		res.Samples += samples
+	}
 	if len(rows) == 0 && len(chunks) == 1 {
 		ns, err := tx.int64s(ctx, qs.markSealed, g.series, g.day, end)
 		if err != nil {
 			return fmt.Errorf("mark chunk sealed: %w", err)
 		}
+		var sum int64
 		for _, n := range ns {
-			res.Samples += n
+			sum += n
 		}
+		counted(sum)
 		return nil
 	}
 	tMin, tMax, n, data, err := sealedDay(chunks, rows)
+	if errors.Is(err, errCorruptChunk) {
+		// Left as it is (reads of it fail, naming it), rather than
+		// stopping every later seal, and with it the retention run.
+		res.Corrupt = append(res.Corrupt, fmt.Sprintf("series %d, %s: %v", g.series, fromNanos(g.day).Format(time.DateOnly), err))
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -268,13 +282,12 @@ func sealDay(ctx context.Context, tx sealTx, qs sealQueries, g sealGroup, res *S
 	if err := tx.exec(ctx, `DELETE FROM samples WHERE series_id = $1 AND ts >= $2 AND ts < $3`, g.series, g.day, end); err != nil {
 		return fmt.Errorf("delete rows: %w", err)
 	}
-	if n == 0 {
-		return nil
+	if n > 0 {
+		if err := tx.exec(ctx, qs.insertSealed, g.series, tMin, tMax, n, data); err != nil {
+			return fmt.Errorf("insert sealed chunk: %w", err)
+		}
 	}
-	if err := tx.exec(ctx, qs.insertSealed, g.series, tMin, tMax, n, data); err != nil {
-		return fmt.Errorf("insert sealed chunk: %w", err)
-	}
-	res.Samples += int64(n)
+	counted(int64(n))
 	return nil
 }
 

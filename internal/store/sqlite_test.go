@@ -232,3 +232,44 @@ func TestSQLiteRetentionShrinksFile(t *testing.T) {
 		})
 	}
 }
+
+// TestSealSkipsCorruptChunk: a chunk damaged on disk leaves its day
+// unsealed and named, the other days are sealed, and reading it fails
+// saying why, rather than every later retention run failing.
+func TestSealSkipsCorruptChunk(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "sanwatch.db")
+	s, err := store.OpenSQLite(path)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	day := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	var batch []telemetry.Sample
+	for _, box := range []string{"b1", "b2"} {
+		for i := range 12 {
+			batch = append(batch, telemetry.Sample{Box: box, Component: "pool/p0", Metric: telemetry.PoolUsedBytes,
+				Time: day.Add(time.Duration(i) * time.Hour), Value: float64(i)})
+		}
+	}
+	_, err = s.AppendSamples(ctx, batch)
+	require.NoError(t, err)
+	for _, box := range []string{"b1", "b2"} { // a late row each: the days need merging
+		_, err = s.AppendSamples(ctx, []telemetry.Sample{{Box: box, Component: "pool/p0", Metric: telemetry.PoolUsedBytes,
+			Time: day.Add(30 * time.Minute), Value: 9}})
+		require.NoError(t, err)
+	}
+	_, err = rawSQLite(t, path).ExecContext(ctx, `UPDATE sample_chunks SET data = x'01ff' WHERE series_id =
+		(SELECT id FROM series WHERE box = 'b1')`)
+	require.NoError(t, err)
+
+	res, err := s.SealSamples(ctx, day.Add(48*time.Hour), 0, 10)
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Days, "b2's day")
+	require.Len(t, res.Corrupt, 1)
+	require.Contains(t, res.Corrupt[0], "2026-03-01")
+	require.Contains(t, res.Corrupt[0], "corrupt sample chunk")
+	_, err = s.Window(ctx, "b1", day, day.Add(24*time.Hour))
+	require.ErrorContains(t, err, "query window of b1: b1 pool/p0 pool.used_bytes: corrupt sample chunk")
+	w, err := s.Window(ctx, "b2", day, day.Add(24*time.Hour))
+	require.NoError(t, err)
+	require.Len(t, w, 13)
+}
