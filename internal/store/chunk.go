@@ -346,6 +346,53 @@ func appendDecoded(out []telemetry.Sample, data []byte, box, component, metric s
 	return out, nil
 }
 
+// windowRows is what the window reads of both stores scan: *sql.Rows and
+// pgx.Rows alike.
+type windowRows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// scanWindowRows reads box's rows (component, metric, ts, value).
+func scanWindowRows(box string, rows windowRows) ([]telemetry.Sample, error) {
+	var out []telemetry.Sample
+	for rows.Next() {
+		smp := telemetry.Sample{Box: box}
+		var ts int64
+		if err := rows.Scan(&smp.Component, &smp.Metric, &ts, &smp.Value); err != nil {
+			return nil, fmt.Errorf("query window of %s: %w", box, err)
+		}
+		smp.Time = fromNanos(ts)
+		out = append(out, smp)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query window of %s: %w", box, err)
+	}
+	return out, nil
+}
+
+// scanWindowChunks reads box's chunks (component, metric, data) and
+// returns their samples in [from, to).
+func scanWindowChunks(box string, rows windowRows, from, to int64) ([]telemetry.Sample, error) {
+	var out []telemetry.Sample
+	for rows.Next() {
+		var c, m string
+		var data []byte
+		if err := rows.Scan(&c, &m, &data); err != nil {
+			return nil, fmt.Errorf("query window chunks of %s: %w", box, err)
+		}
+		var err error
+		if out, err = appendDecoded(out, data, box, c, m, from, to); err != nil {
+			return nil, fmt.Errorf("query window of %s: %w", box, err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query window chunks of %s: %w", box, err)
+	}
+	return out, nil
+}
+
 // compareSamples orders samples of one box by component, metric and time.
 func compareSamples(a, b telemetry.Sample) int {
 	return cmp.Or(strings.Compare(a.Component, b.Component), strings.Compare(a.Metric, b.Metric), a.Time.Compare(b.Time))

@@ -542,37 +542,18 @@ func (p *Postgres) window(ctx context.Context, box string, from, to int64, rowQu
 		return nil, fmt.Errorf("query window of %s: %w", box, err)
 	}
 	defer rows.Close()
-	var out []telemetry.Sample
-	for rows.Next() {
-		smp := telemetry.Sample{Box: box}
-		var ts int64
-		if err := rows.Scan(&smp.Component, &smp.Metric, &ts, &smp.Value); err != nil {
-			return nil, fmt.Errorf("query window of %s: %w", box, err)
-		}
-		smp.Time = fromNanos(ts)
-		out = append(out, smp)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("query window of %s: %w", box, err)
+	out, err := scanWindowRows(box, rows)
+	if err != nil {
+		return nil, err
 	}
 	crows, err := p.pool.Query(ctx, chunkQuery, chunkArgs...)
 	if err != nil {
 		return nil, fmt.Errorf("query window chunks of %s: %w", box, err)
 	}
 	defer crows.Close()
-	var chunked []telemetry.Sample
-	for crows.Next() {
-		var c, m string
-		var data []byte
-		if err := crows.Scan(&c, &m, &data); err != nil {
-			return nil, fmt.Errorf("query window chunks of %s: %w", box, err)
-		}
-		if chunked, err = appendDecoded(chunked, data, box, c, m, from, to); err != nil {
-			return nil, fmt.Errorf("query window of %s: %w", box, err)
-		}
-	}
-	if err := crows.Err(); err != nil {
-		return nil, fmt.Errorf("query window chunks of %s: %w", box, err)
+	chunked, err := scanWindowChunks(box, crows, from, to)
+	if err != nil {
+		return nil, err
 	}
 	return mergeTiers(out, chunked), nil
 }

@@ -540,37 +540,18 @@ func (s *SQLite) window(ctx context.Context, box string, from, to int64, rowQuer
 		return nil, fmt.Errorf("query window of %s: %w", box, err)
 	}
 	defer func() { _ = rows.Close() }()
-	var out []telemetry.Sample
-	for rows.Next() {
-		smp := telemetry.Sample{Box: box}
-		var ts int64
-		if err := rows.Scan(&smp.Component, &smp.Metric, &ts, &smp.Value); err != nil {
-			return nil, fmt.Errorf("query window of %s: %w", box, err)
-		}
-		smp.Time = fromNanos(ts)
-		out = append(out, smp)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("query window of %s: %w", box, err)
+	out, err := scanWindowRows(box, rows)
+	if err != nil {
+		return nil, err
 	}
 	crows, err := s.r.QueryContext(ctx, chunkQuery, chunkArgs...)
 	if err != nil {
 		return nil, fmt.Errorf("query window chunks of %s: %w", box, err)
 	}
 	defer func() { _ = crows.Close() }()
-	var chunked []telemetry.Sample
-	for crows.Next() {
-		var c, m string
-		var data []byte
-		if err := crows.Scan(&c, &m, &data); err != nil {
-			return nil, fmt.Errorf("query window chunks of %s: %w", box, err)
-		}
-		if chunked, err = appendDecoded(chunked, data, box, c, m, from, to); err != nil {
-			return nil, fmt.Errorf("query window of %s: %w", box, err)
-		}
-	}
-	if err := crows.Err(); err != nil {
-		return nil, fmt.Errorf("query window chunks of %s: %w", box, err)
+	chunked, err := scanWindowChunks(box, crows, from, to)
+	if err != nil {
+		return nil, err
 	}
 	return mergeTiers(out, chunked), nil
 }
